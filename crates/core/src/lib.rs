@@ -1,0 +1,20 @@
+//! Ferry's domain: typed ids and names, pools, runs and their state machine, the failure
+//! taxonomy, roles, and the ports (traits) through which the engine reaches executors.
+//!
+//! Architecture invariant: this crate does no I/O and pulls in no heavy dependency. Fakes of
+//! the ports live behind the `testing` feature.
+
+mod id;
+mod name;
+pub mod pool;
+pub mod port;
+pub mod role;
+pub mod run;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use id::{ApiKeyId, PoolId, RunId, WorkspaceId};
+pub use name::{IdempotencyKey, Name, NameError};
+pub use pool::{PoolLimits, PoolType};
+pub use role::{Action, Role};
+pub use run::{Failure, FailureReason, RunState, TransitionError};

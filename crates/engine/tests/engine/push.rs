@@ -1,0 +1,69 @@
+//! Pushed runs through the fake cloud: the submission saga and reconciliation.
+
+use ferry_core::{FailureReason, PoolLimits, RunState::*};
+use serde_json::json;
+
+use crate::both_backends;
+use crate::support::Env;
+
+both_backends!(a_pushed_run_is_submitted_once_and_completes, completes);
+async fn completes(env: Env) {
+    let run = env.submit(&env.ecs, json!({"polls": 3})).await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Completed).await;
+    h.stop().await;
+    assert_eq!(done.infrastructure, Some(json!({"task": format!("fake-task/{}/1", run.id)})));
+    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)]);
+    assert!(done.submit_intent.is_some(), "the intent is stored before the submission");
+}
+
+both_backends!(a_job_that_fails_fails, fails);
+async fn fails(env: Env) {
+    let run = env.submit(&env.ecs, json!({"fail": "exit 3"})).await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Failed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::ExitCode));
+}
+
+both_backends!(a_refused_submission_fails_without_retry, refused);
+async fn refused(env: Env) {
+    let run = env.submit_with(&env.ecs, json!({"reject": "no such cluster"}), PoolLimits::default(), 3).await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Failed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::InvalidConfig));
+    assert_eq!(done.attempt, 1);
+}
+
+both_backends!(cancel_stops_the_task_then_records_cancelled, cancel);
+async fn cancel(env: Env) {
+    let run = env.submit(&env.ecs, json!({"polls": 1_000_000})).await;
+    let h = env.start("s1");
+    env.wait_for(run.id, Running).await;
+    env.store.run_request_cancel(env.ws, run.id).await.unwrap();
+    h.scheduler().notify_cancel_requested();
+    env.wait_for(run.id, Cancelled).await;
+    h.stop().await;
+}
+
+both_backends!(max_runtime_stops_the_task_and_fails_with_timeout, max_runtime);
+async fn max_runtime(env: Env) {
+    let limits = PoolLimits { timeout_s: Some(1), ..Default::default() };
+    let run = env.submit_with(&env.ecs, json!({"polls": 1_000_000}), limits, 0).await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Failed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::Timeout));
+}
+
+both_backends!(a_task_deleted_out_of_band_is_crashed_vanished, vanished);
+async fn vanished(env: Env) {
+    let run = env.submit(&env.ecs, json!({"polls": 1_000_000})).await;
+    let h = env.start("s1");
+    env.wait_for(run.id, Running).await;
+    env.cloud.delete_out_of_band(run.id, 1);
+    let done = env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::Vanished));
+}

@@ -1,0 +1,253 @@
+//! `/v1/pools`: where runs go.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ferry_core::{Action, PoolLimits, PoolType};
+use ferry_store::{NewPool, Pool, PoolPatch};
+use serde_json::Value;
+
+use super::{parse_name, ApiJson, ApiPath};
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// Most infrastructure retries a pool or run may ask for.
+pub const MAX_RETRIES_CEILING: u32 = 10;
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePool {
+    /// 1-63 characters of a-z, 0-9 and '-'.
+    pub name: String,
+    /// `managed`, `cloud-run` or `ecs`.
+    #[serde(rename = "type")]
+    pub pool_type: String,
+    /// Ceilings for each run (memory_mb, timeout_s, cpu_fuel_m, log_bytes, scratch_bytes).
+    #[schema(value_type = Option<Object>)]
+    pub limits: Option<PoolLimits>,
+    /// The base job template of a push pool (a JSON object).
+    #[schema(value_type = Option<Object>)]
+    pub job_template: Option<Value>,
+    /// The workspace credential a push pool uses.
+    pub credential: Option<String>,
+    /// Most runs of this pool in flight at once.
+    pub concurrency_limit: Option<u32>,
+    /// Infrastructure retries per run (0-10); default 0.
+    pub max_retries: Option<u32>,
+    /// A paused pool accepts runs but starts none.
+    pub paused: Option<bool>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdatePool {
+    #[schema(value_type = Option<Object>)]
+    pub limits: Option<PoolLimits>,
+    #[schema(value_type = Option<Object>)]
+    pub job_template: Option<Value>,
+    /// A number, or null to remove the limit.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<u32>)]
+    pub concurrency_limit: Option<Option<u32>>,
+    pub max_retries: Option<u32>,
+    pub paused: Option<bool>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PoolView {
+    pub id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub pool_type: String,
+    #[schema(value_type = Object)]
+    pub limits: PoolLimits,
+    #[schema(value_type = Object)]
+    pub job_template: Value,
+    pub credential: Option<String>,
+    pub concurrency_limit: Option<u32>,
+    pub max_retries: u32,
+    pub paused: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Pool> for PoolView {
+    fn from(p: Pool) -> Self {
+        PoolView {
+            id: p.id.to_string(),
+            name: p.name.to_string(),
+            pool_type: p.pool_type.as_str().to_owned(),
+            limits: p.limits,
+            job_template: p.job_template,
+            credential: p.credential.map(|c| c.to_string()),
+            concurrency_limit: p.concurrency_limit,
+            max_retries: p.max_retries,
+            paused: p.paused,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct PoolList {
+    pub items: Vec<PoolView>,
+}
+
+fn check_limits(limits: &PoolLimits) -> Result<(), ApiError> {
+    limits.validate().map_err(|e| ApiError::invalid(format!("limits.{e}")))
+}
+
+fn check_template(template: &Value) -> Result<(), ApiError> {
+    if template.is_object() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("job_template must be a JSON object"))
+    }
+}
+
+fn check_retries(n: u32) -> Result<(), ApiError> {
+    if n > MAX_RETRIES_CEILING {
+        return Err(ApiError::invalid(format!("max_retries must be at most {MAX_RETRIES_CEILING} (got {n})")));
+    }
+    Ok(())
+}
+
+fn check_concurrency(n: u32) -> Result<(), ApiError> {
+    if n == 0 {
+        return Err(ApiError::invalid("concurrency_limit must be at least 1 (pause the pool to stop it)"));
+    }
+    Ok(())
+}
+
+/// Create a pool.
+#[utoipa::path(post, path = "/v1/pools", tag = "pools", request_body = CreatePool,
+    responses((status = 201, body = PoolView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<CreatePool>,
+) -> Result<(StatusCode, Json<PoolView>), ApiError> {
+    caller.require(Action::PoolWrite)?;
+    let name = parse_name("name", &body.name)?;
+    let pool_type = PoolType::parse(&body.pool_type).ok_or_else(|| {
+        ApiError::invalid(format!("type {:?} is not one of managed, cloud-run, ecs", body.pool_type))
+    })?;
+    let limits = body.limits.unwrap_or_default();
+    check_limits(&limits)?;
+    let job_template = body.job_template.unwrap_or_else(|| serde_json::json!({}));
+    check_template(&job_template)?;
+    let credential = body.credential.as_deref().map(|c| parse_name("credential", c)).transpose()?;
+    match (pool_type.is_push(), &credential) {
+        (true, None) => {
+            return Err(ApiError::invalid(format!("a {pool_type} pool needs a credential: name one of this workspace's credentials")));
+        }
+        (false, Some(_)) => return Err(ApiError::invalid("a managed pool takes no credential")),
+        _ => {}
+    }
+    let max_retries = body.max_retries.unwrap_or(0);
+    check_retries(max_retries)?;
+    if let Some(n) = body.concurrency_limit {
+        check_concurrency(n)?;
+    }
+    let new = NewPool {
+        name,
+        pool_type,
+        limits,
+        job_template,
+        credential,
+        concurrency_limit: body.concurrency_limit,
+        max_retries,
+        paused: body.paused.unwrap_or(false),
+    };
+    let pool = state.store.pool_create(caller.workspace_id, &new).await?;
+    tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, pool = %pool.name, pool_type = %pool.pool_type, "Pool created");
+    Ok((StatusCode::CREATED, Json(pool.into())))
+}
+
+/// List the workspace's pools.
+#[utoipa::path(get, path = "/v1/pools", tag = "pools", responses((status = 200, body = PoolList)), security(("api_key" = [])))]
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PoolList>, ApiError> {
+    caller.require(Action::PoolRead)?;
+    let pools = state.store.pools_list(caller.workspace_id).await?;
+    Ok(Json(PoolList { items: pools.into_iter().map(Into::into).collect() }))
+}
+
+/// Show a pool.
+#[utoipa::path(get, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)),
+    responses((status = 200, body = PoolView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<PoolView>, ApiError> {
+    caller.require(Action::PoolRead)?;
+    let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
+    Ok(Json(state.store.pool_get(caller.workspace_id, &name).await?.into()))
+}
+
+/// Change a pool's limits, template, concurrency, retries or pause.
+#[utoipa::path(patch, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)), request_body = UpdatePool,
+    responses((status = 200, body = PoolView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdatePool>,
+) -> Result<Json<PoolView>, ApiError> {
+    caller.require(Action::PoolWrite)?;
+    let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
+    if let Some(l) = &body.limits {
+        check_limits(l)?;
+    }
+    if let Some(t) = &body.job_template {
+        check_template(t)?;
+    }
+    if let Some(n) = body.max_retries {
+        check_retries(n)?;
+    }
+    if let Some(Some(n)) = body.concurrency_limit {
+        check_concurrency(n)?;
+    }
+    let patch = PoolPatch {
+        limits: body.limits,
+        job_template: body.job_template,
+        concurrency_limit: body.concurrency_limit,
+        max_retries: body.max_retries,
+        paused: body.paused,
+    };
+    let pool = state.store.pool_update(caller.workspace_id, &name, &patch).await?;
+    if let Some(s) = &state.scheduler {
+        s.notify_submitted();
+    }
+    Ok(Json(pool.into()))
+}
+
+/// Delete a pool that has no unfinished runs.
+#[utoipa::path(delete, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(name): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Action::PoolWrite)?;
+    let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
+    state.store.pool_delete(caller.workspace_id, &name).await?;
+    tracing::info!(workspace_id = %caller.workspace_id, pool = %name, "Pool deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

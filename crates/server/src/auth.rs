@@ -1,0 +1,82 @@
+//! Who is calling: an API key (public listener) or the service token (internal listener).
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use ferry_core::{Action, ApiKeyId, Role, WorkspaceId};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The caller of a public route: a workspace and a role, from a valid API key.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub workspace_id: WorkspaceId,
+    pub role: Role,
+    pub key_id: ApiKeyId,
+}
+
+impl Caller {
+    /// Refuses (403) unless the caller's role allows `action`.
+    pub fn require(&self, action: Action) -> Result<(), ApiError> {
+        if self.role.allows(action) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "the {} role may not do this ({action:?}); use a key with a stronger role",
+                self.role
+            )))
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let header = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing credentials: send `Authorization: Bearer <api key>`"))?;
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
+    Ok(token.trim())
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let hash = state.pepper.hash(token);
+        let key = match state.store.api_key_get_by_hash(&hash).await {
+            Ok(key) => key,
+            Err(ferry_store::Error::NotFound { .. }) => {
+                return Err(ApiError::unauthorized("invalid API key"));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if key.revoked_at.is_some() {
+            return Err(ApiError::unauthorized("this API key has been revoked"));
+        }
+        Ok(Caller { workspace_id: key.workspace_id, role: key.role, key_id: key.id })
+    }
+}
+
+/// The caller of an internal route: holds the service token.
+#[derive(Debug, Clone, Copy)]
+pub struct Internal;
+
+impl FromRequestParts<AppState> for Internal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if ferry_crypto::constant_time_eq(&state.pepper.hash(token), &state.internal_token_hash) {
+            Ok(Internal)
+        } else {
+            Err(ApiError::unauthorized("invalid internal service token"))
+        }
+    }
+}

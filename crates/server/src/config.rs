@@ -1,0 +1,211 @@
+//! Configuration: one typed struct from an optional TOML file, `FERRY_*` environment variables
+//! and command-line flags (later ones win), with secrets held as `SecretString`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+
+/// Which parts of Ferry this process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerRole {
+    /// Everything in one process: the embedded default.
+    All,
+    /// The HTTP listeners only.
+    Api,
+    /// The scheduler only (claims and drives runs).
+    Scheduler,
+    /// Managed sandboxes only.
+    Executor,
+}
+
+impl ServerRole {
+    pub fn parse(s: &str) -> anyhow::Result<Self> {
+        Ok(match s {
+            "all" => Self::All,
+            "api" => Self::Api,
+            "scheduler" => Self::Scheduler,
+            "executor" => Self::Executor,
+            other => bail!("unknown role {other:?}: expected all, api, scheduler or executor"),
+        })
+    }
+
+    pub fn serves_api(self) -> bool {
+        matches!(self, Self::All | Self::Api)
+    }
+
+    pub fn schedules(self) -> bool {
+        matches!(self, Self::All | Self::Scheduler | Self::Executor)
+    }
+}
+
+/// Values given on the command line; they override the file and the environment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigOverrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub internal_listen: Option<String>,
+    pub database_url: Option<String>,
+    pub role: Option<String>,
+}
+
+/// The file's shape. Every field is optional; unknown fields are refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    internal_listen: Option<String>,
+    database_url: Option<String>,
+    internal_token: Option<String>,
+    api_key_pepper: Option<String>,
+    role: Option<String>,
+    max_body_bytes: Option<usize>,
+}
+
+/// Ferry's configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// SQLite file, generated secrets and caches. Default `./ferry-data`.
+    pub data_dir: PathBuf,
+    /// The public API. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The internal API. Default `127.0.0.1:8081`; keep it off public networks.
+    pub internal_listen: SocketAddr,
+    /// `postgres://…` switches from the embedded SQLite file. May hold a password.
+    pub database_url: Option<SecretString>,
+    /// The internal listener's token; generated into the data directory when not set.
+    pub internal_token: Option<SecretString>,
+    /// The pepper of API-key hashes; generated into the data directory when not set. Every
+    /// process sharing a database must use the same one.
+    pub api_key_pepper: Option<SecretString>,
+    pub role: ServerRole,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Scheduler identity and timings (tests shorten them).
+    pub engine: Option<ferry_engine::Config>,
+    /// Install the fake executors (feature `testing`; set by `FERRY_TESTING_FAKE_EXECUTORS`).
+    pub fake_executors: bool,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn parse_addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
+    s.parse().with_context(|| format!("{what} {s:?} is not an address like 127.0.0.1:8080"))
+}
+
+impl Config {
+    /// Loads the file (if any), then the environment, then `o`.
+    pub fn load(o: ConfigOverrides) -> anyhow::Result<Config> {
+        let file_path = o.config_file.clone().or_else(|| env("FERRY_CONFIG").map(PathBuf::from));
+        let file = match &file_path {
+            Some(p) => Self::read_file(p)?,
+            None => FileConfig::default(),
+        };
+        let pick = |flag: Option<String>, var: &str, file: Option<String>| {
+            flag.or_else(|| env(var)).or(file)
+        };
+        let data_dir = o
+            .data_dir
+            .or_else(|| env("FERRY_DATA_DIR").map(PathBuf::from))
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("ferry-data"));
+        let listen = pick(o.listen, "FERRY_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let internal = pick(o.internal_listen, "FERRY_INTERNAL_LISTEN", file.internal_listen)
+            .unwrap_or_else(|| "127.0.0.1:8081".into());
+        let role = pick(o.role, "FERRY_ROLE", file.role).unwrap_or_else(|| "all".into());
+        let database_url = pick(o.database_url, "FERRY_DATABASE_URL", file.database_url);
+        if let Some(url) = &database_url {
+            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+                bail!("FERRY_DATABASE_URL must start with postgres://, postgresql:// or sqlite:");
+            }
+        }
+        let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
+        Ok(Config {
+            data_dir,
+            listen: parse_addr("listen address", &listen)?,
+            internal_listen: parse_addr("internal listen address", &internal)?,
+            database_url: database_url.map(SecretString::from),
+            internal_token: env("FERRY_INTERNAL_TOKEN").or(file.internal_token).map(SecretString::from),
+            api_key_pepper: env("FERRY_API_KEY_PEPPER").or(file.api_key_pepper).map(SecretString::from),
+            role: ServerRole::parse(&role)?,
+            max_body_bytes,
+            engine: None,
+            fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
+        })
+    }
+
+    fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing the config file {}", path.display()))
+    }
+
+    /// The database to use: the configured URL, or the SQLite file in the data directory.
+    pub fn database_url(&self) -> String {
+        use secrecy::ExposeSecret;
+        match &self.database_url {
+            Some(url) => url.expose_secret().to_owned(),
+            None => format!("sqlite://{}", self.data_dir.join("ferry.db").display()),
+        }
+    }
+
+    /// A configuration for tests: a data directory, loopback ports chosen by the OS.
+    pub fn for_tests(data_dir: &Path) -> Config {
+        Config {
+            data_dir: data_dir.to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            internal_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: None,
+            internal_token: None,
+            api_key_pepper: None,
+            role: ServerRole::All,
+            max_body_bytes: 1024 * 1024,
+            engine: None,
+            fake_executors: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_parse() {
+        assert_eq!(ServerRole::parse("api").ok(), Some(ServerRole::Api));
+        assert!(ServerRole::parse("worker").is_err());
+        assert!(ServerRole::All.serves_api() && ServerRole::All.schedules());
+        assert!(!ServerRole::Api.schedules() && !ServerRole::Scheduler.serves_api());
+    }
+
+    #[test]
+    fn file_with_unknown_field_is_refused() {
+        let r: Result<FileConfig, _> = toml::from_str("listen = \"127.0.0.1:1\"\nlisten_port = 3");
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let c = Config::load(ConfigOverrides {
+            listen: Some("127.0.0.1:9999".into()),
+            data_dir: Some("/tmp/x".into()),
+            ..Default::default()
+        });
+        let c = c.ok();
+        assert_eq!(c.as_ref().map(|c| c.listen.port()), Some(9999));
+        assert_eq!(c.map(|c| c.database_url()), Some("sqlite:///tmp/x/ferry.db".to_string()));
+    }
+
+    #[test]
+    fn bad_addresses_say_what_is_wrong() {
+        let e = Config::load(ConfigOverrides { listen: Some("localhost".into()), ..Default::default() });
+        let msg = e.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("listen address"), "{msg}");
+    }
+}

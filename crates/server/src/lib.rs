@@ -1,0 +1,18 @@
+//! Ferry's HTTP API: the public listener (API keys, per-workspace) and the internal one
+//! (service token), plus configuration, start-up and telemetry.
+//!
+//! Architecture invariant: handlers are thin — they parse the request into domain types,
+//! check the caller's role, call the store, and shape the answer. Only this crate knows HTTP.
+
+mod api;
+mod auth;
+mod config;
+mod error;
+mod keys;
+mod metrics;
+mod openapi;
+mod server;
+mod state;
+
+pub use config::{Config, ConfigOverrides, ServerRole};
+pub use server::{bootstrap, migrate, serve, Bootstrapped, Server};

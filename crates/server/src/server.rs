@@ -1,0 +1,311 @@
+//! Start-up: open the store, load or create the generated secrets, start the scheduler and
+//! the listeners, and shut down cleanly on SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use ferry_crypto::{generate_token, load_or_create_secret_file, Pepper};
+use ferry_engine::{Executors, Scheduler, SchedulerHandle};
+use ferry_store::Store;
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use crate::state::{AppState, Inner};
+use crate::Config;
+
+/// A running Ferry: its listeners and scheduler. Dropping it does not stop it; call
+/// [`Server::shutdown`] (graceful) or [`Server::crash`] (no further writes, as a kill would).
+pub struct Server {
+    pub public_addr: Option<SocketAddr>,
+    pub internal_addr: Option<SocketAddr>,
+    /// The internal API's token.
+    pub internal_token: SecretString,
+    pub store: Store,
+    shutdown: CancellationToken,
+    scheduler: Option<SchedulerHandle>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("public", &self.public_addr).field("internal", &self.internal_addr).finish()
+    }
+}
+
+/// What `ferry admin bootstrap` made.
+#[derive(Debug)]
+pub struct Bootstrapped {
+    pub workspace_id: String,
+    pub workspace: String,
+    pub api_key: String,
+}
+
+async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store = Store::connect(&config.database_url()).await.context("opening the database")?;
+    store.migrate().await.context("applying database migrations")?;
+    Ok(store)
+}
+
+fn secret(config: &Config, given: &Option<SecretString>, file: &str, kind: &str) -> anyhow::Result<SecretString> {
+    match given {
+        Some(s) => Ok(s.clone()),
+        None => {
+            let path = config.data_dir.join(file);
+            Ok(load_or_create_secret_file(&path, || generate_token(kind))?)
+        }
+    }
+}
+
+fn pepper(config: &Config) -> anyhow::Result<Pepper> {
+    Ok(Pepper::new(&secret(config, &config.api_key_pepper, "api-key-pepper", "fry_pepper")?))
+}
+
+/// Applies migrations and exits.
+pub async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = open_store(config).await?;
+    tracing::info!(backend = store.backend().as_str(), "Migrations applied");
+    store.close().await;
+    Ok(())
+}
+
+/// Creates a workspace and its first admin key, directly in the configured database.
+pub async fn bootstrap(config: &Config, workspace: &str) -> anyhow::Result<Bootstrapped> {
+    let name = ferry_core::Name::parse(workspace).map_err(|e| anyhow::anyhow!("workspace name {workspace:?} {e}"))?;
+    let store = open_store(config).await?;
+    let pepper = pepper(config)?;
+    let ws = match store.workspace_create(&name).await {
+        Ok(ws) => ws,
+        Err(ferry_store::Error::Conflict { .. }) => store.workspace_get_by_name(&name).await?,
+        Err(e) => return Err(e.into()),
+    };
+    let (_, key) = crate::keys::api_key_mint(&store, &pepper, ws.id, ferry_core::Role::Admin).await?;
+    store.close().await;
+    Ok(Bootstrapped { workspace_id: ws.id.to_string(), workspace: ws.name.to_string(), api_key: key.expose_secret().to_owned() })
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let json = std::env::var("FERRY_LOG_FORMAT").is_ok_and(|v| v == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+/// Runs Ferry until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    init_tracing();
+    let executors = executors_for(&config);
+    let server = Server::start(config.clone(), executors).await?;
+    if let Some(addr) = server.public_addr {
+        println!("Ferry {} is listening on http://{addr} (public API)", env!("CARGO_PKG_VERSION"));
+    }
+    if let Some(addr) = server.internal_addr {
+        println!("Internal API on http://{addr}; its token is in {}", config.data_dir.join("internal-token").display());
+    }
+    println!("Data directory: {} ({} database)", config.data_dir.display(), server.store.backend().as_str());
+    println!("Get an admin key: ferry admin bootstrap --workspace <name> --data-dir {}", config.data_dir.display());
+    shutdown_signal().await;
+    tracing::info!("Shutting down");
+    server.shutdown().await;
+    Ok(())
+}
+
+#[cfg(feature = "testing")]
+fn executors_for(config: &Config) -> Executors {
+    if !config.fake_executors {
+        return Executors::default();
+    }
+    tracing::warn!("FERRY_TESTING_FAKE_EXECUTORS=1: runs execute on fake executors (tests only)");
+    let push: std::sync::Arc<dyn ferry_core::port::PushBackend> = std::sync::Arc::new(ferry_core::testing::FakePushBackend::default());
+    Executors {
+        managed: Some(std::sync::Arc::new(ferry_core::testing::FakeFlowRunner::default())),
+        push: [(ferry_core::PoolType::Ecs, push.clone()), (ferry_core::PoolType::CloudRun, push)].into_iter().collect(),
+    }
+}
+
+#[cfg(not(feature = "testing"))]
+fn executors_for(config: &Config) -> Executors {
+    if config.fake_executors {
+        tracing::warn!("FERRY_TESTING_FAKE_EXECUTORS is ignored: this build has no fake executors");
+    }
+    Executors::default()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+impl Server {
+    /// Starts what `config.role` asks for, with these executors.
+    pub async fn start(config: Config, executors: Executors) -> anyhow::Result<Server> {
+        let store = open_store(&config).await?;
+        let pepper = pepper(&config)?;
+        let internal_token = secret(&config, &config.internal_token, "internal-token", "fry_internal")?;
+        let internal_token_hash = pepper.hash(internal_token.expose_secret());
+        let scheduler = config.role.schedules().then(|| {
+            let engine = config.engine.clone().unwrap_or_else(|| {
+                ferry_engine::Config::with_owner(format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()))
+            });
+            Scheduler::new(store.clone(), executors, engine)
+        });
+        let state = AppState::new(Inner {
+            store: store.clone(),
+            pepper,
+            internal_token_hash,
+            scheduler: scheduler.clone(),
+            metrics: Metrics::default(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        let shutdown = CancellationToken::new();
+        let mut listeners = Vec::new();
+        let (mut public_addr, mut internal_addr) = (None, None);
+        if config.role.serves_api() {
+            let (addr, task) = listen(config.listen, app(crate::api::public_router(), &state), shutdown.clone()).await?;
+            public_addr = Some(addr);
+            listeners.push(task);
+            let (addr, task) =
+                listen(config.internal_listen, app(crate::api::internal_router(), &state), shutdown.clone()).await?;
+            internal_addr = Some(addr);
+            listeners.push(task);
+        }
+        let scheduler = scheduler.map(|s| s.start());
+        Ok(Server { public_addr, internal_addr, internal_token, store, shutdown, scheduler, listeners })
+    }
+
+    /// The public API's base URL.
+    pub fn public_url(&self) -> String {
+        self.public_addr.map(|a| format!("http://{a}")).unwrap_or_default()
+    }
+
+    /// The internal API's base URL.
+    pub fn internal_url(&self) -> String {
+        self.internal_addr.map(|a| format!("http://{a}")).unwrap_or_default()
+    }
+
+    /// Stops listening (finishing requests in flight) and stops the scheduler; held runs are
+    /// taken over by another scheduler once their leases expire.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        if let Some(s) = self.scheduler.take() {
+            s.stop().await;
+        }
+        for l in self.listeners.drain(..) {
+            let _ = l.await;
+        }
+        self.store.close().await;
+    }
+
+    /// Stops everything at once with no further writes: what a `kill -9` leaves behind.
+    pub async fn crash(mut self) {
+        for l in self.listeners.drain(..) {
+            l.abort();
+        }
+        if let Some(s) = self.scheduler.take() {
+            s.stop().await;
+        }
+        self.store.close().await;
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "ferry".to_owned())
+}
+
+async fn listen(
+    addr: SocketAddr,
+    app: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    let local = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        if let Err(error) = served {
+            tracing::error!(%local, error = %error, "Listener failed");
+        }
+    });
+    Ok((local, task))
+}
+
+/// Wraps routes with the body limit, request ids, error bodies, tracing and metrics.
+fn app(routes: Router<AppState>, state: &AppState) -> Router {
+    let header = axum::http::HeaderName::from_static("x-request-id");
+    routes
+        .fallback(|| async { ApiError::not_found("route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+        })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(SetRequestIdLayer::new(header, MakeRequestUuid))
+        .with_state(state.clone())
+}
+
+/// Logs and counts each request under its route template, and puts the request id into
+/// error bodies.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .and_then(|id| id.header_value().to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let span = tracing::info_span!("request", %request_id, %method, %route);
+    let started = std::time::Instant::now();
+    let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = response.status();
+    state.metrics.record_request(method.as_str(), &route, status.as_u16());
+    span.in_scope(|| {
+        tracing::debug!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request handled");
+    });
+    if status.is_client_error() || status.is_server_error() {
+        return with_request_id(response, &request_id).await;
+    }
+    response
+}
+
+/// Adds `request_id` to a JSON error body.
+async fn with_request_id(response: Response, request_id: &str) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return (parts.status, "").into_response();
+    };
+    let mut value: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(v) => v,
+        Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    if let Some(err) = value.get_mut("error").and_then(|e| e.as_object_mut()) {
+        err.insert("request_id".into(), serde_json::Value::String(request_id.to_owned()));
+    }
+    let body = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Response::from_parts(parts, axum::body::Body::from(body))
+}
