@@ -2,7 +2,6 @@
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Duration, Utc};
 use ferry_core::{Name, PoolLimits, PoolType, RunState, WorkspaceId};
@@ -45,66 +44,6 @@ impl Db {
     }
 }
 
-pub fn admin_url() -> String {
-    std::env::var("FERRY_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
-
-/// `url` with its database name replaced by `db`.
-pub fn with_database(url: &str, db: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (url, String::new()),
-    };
-    let scheme_end = base.find("://").map_or(0, |i| i + 3);
-    let host_part = match base[scheme_end..].find('/') {
-        Some(i) => &base[..scheme_end + i],
-        None => base,
-    };
-    format!("{host_part}/{db}{query}")
-}
-
-/// Test databases are named `ferry_t_<unix seconds>_<uuid>`; ones older than this were left
-/// by a test process that died, and are dropped. Younger ones may belong to a test running
-/// now, so they are left alone.
-const LEFTOVER_AGE_SECS: u64 = 3600;
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-async fn admin() -> sqlx::PgConnection {
-    let url = admin_url();
-    match sqlx::PgConnection::connect(&url).await {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "PostgreSQL at {url} is unreachable ({e}); the postgres tests need it \
-             (set FERRY_TEST_DATABASE_URL)"
-        ),
-    }
-}
-
-async fn sweep_leftovers(admin: &mut sqlx::PgConnection) {
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'ferry\\_t\\_%'")
-            .fetch_all(&mut *admin)
-            .await
-            .unwrap();
-    let now = unix_now();
-    for name in names {
-        let born = name.split('_').nth(2).and_then(|s| s.parse::<u64>().ok());
-        if born.is_some_and(|b| now.saturating_sub(b) > LEFTOVER_AGE_SECS) {
-            // Best effort: another test process may be sweeping the same one.
-            let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut *admin)
-                .await;
-        }
-    }
-}
-
 /// Runs `test` on a fresh database of `kind`, then removes the database, also when the test
 /// panicked (the panic is passed on).
 pub async fn run<F, Fut>(kind: Kind, test: F)
@@ -132,14 +71,15 @@ where
             }
         }
         Kind::Postgres => {
-            let mut admin = admin().await;
-            sweep_leftovers(&mut admin).await;
-            let name = format!("ferry_t_{}_{}", unix_now(), uuid::Uuid::new_v4().simple());
-            sqlx::raw_sql(&format!("CREATE DATABASE \"{name}\""))
-                .execute(&mut admin)
+            let (url, name) = ferry_store::testing::create_postgres_database()
                 .await
-                .unwrap();
-            let url = with_database(&admin_url(), &name);
+                .unwrap_or_else(|e| {
+                    panic!(
+                        "PostgreSQL at {} is unreachable ({e}); the postgres tests need it \
+                         (set FERRY_TEST_DATABASE_URL)",
+                        ferry_store::testing::admin_url()
+                    )
+                });
             let store = Store::connect(&url).await.unwrap();
             store.migrate().await.unwrap();
             let db = Db {
@@ -149,11 +89,7 @@ where
             };
             let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
             store.close().await;
-            sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                .execute(&mut admin)
-                .await
-                .unwrap();
-            let _ = admin.close().await;
+            ferry_store::testing::drop_postgres_database(&name).await.unwrap();
             if let Err(panic) = outcome {
                 std::panic::resume_unwind(panic);
             }
