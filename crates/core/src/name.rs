@@ -32,7 +32,10 @@ impl Name {
         }
         let len = s.chars().count();
         if len > Self::MAX_LEN {
-            return Err(NameError::TooLong { max: Self::MAX_LEN, len });
+            return Err(NameError::TooLong {
+                max: Self::MAX_LEN,
+                len,
+            });
         }
         for (i, c) in s.chars().enumerate() {
             let ok = c.is_ascii_lowercase() || c.is_ascii_digit() || (c == '-' && i > 0);
@@ -84,7 +87,10 @@ impl IdempotencyKey {
             return Err(NameError::Empty);
         }
         if s.len() > Self::MAX_LEN {
-            return Err(NameError::TooLong { max: Self::MAX_LEN, len: s.len() });
+            return Err(NameError::TooLong {
+                max: Self::MAX_LEN,
+                len: s.len(),
+            });
         }
         if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic()) {
             return Err(NameError::BadCharacter { found: c });
@@ -135,7 +141,10 @@ mod tests {
         for (s, ok) in cases {
             assert_eq!(Name::parse(s).is_ok(), *ok, "{s:?}");
         }
-        assert_eq!(Name::parse(&"a".repeat(63)).map(|n| n.as_str().len()), Ok(63));
+        assert_eq!(
+            Name::parse(&"a".repeat(63)).map(|n| n.as_str().len()),
+            Ok(63)
+        );
         assert_eq!(
             Name::parse(&"a".repeat(64)),
             Err(NameError::TooLong { max: 63, len: 64 })

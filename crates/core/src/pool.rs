@@ -117,7 +117,12 @@ impl PoolLimits {
         for ((field, min, max), v) in Self::RANGES.iter().zip(self.fields()) {
             if let Some(got) = v {
                 if got < *min || got > *max {
-                    return Err(LimitError { field, min: *min, max: *max, got });
+                    return Err(LimitError {
+                        field,
+                        min: *min,
+                        max: *max,
+                        got,
+                    });
                 }
             }
         }
@@ -142,8 +147,16 @@ impl PoolLimits {
         let pool = self.effective();
         let mut out = pool;
         let pairs: [(&'static str, Option<u64>, Option<u64>); 5] = [
-            ("memory_mb", pool.memory_mb.map(u64::from), run.memory_mb.map(u64::from)),
-            ("timeout_s", pool.timeout_s.map(u64::from), run.timeout_s.map(u64::from)),
+            (
+                "memory_mb",
+                pool.memory_mb.map(u64::from),
+                run.memory_mb.map(u64::from),
+            ),
+            (
+                "timeout_s",
+                pool.timeout_s.map(u64::from),
+                run.timeout_s.map(u64::from),
+            ),
             ("cpu_fuel_m", pool.cpu_fuel_m, run.cpu_fuel_m),
             ("log_bytes", pool.log_bytes, run.log_bytes),
             ("scratch_bytes", pool.scratch_bytes, run.scratch_bytes),
@@ -182,24 +195,56 @@ mod tests {
 
     #[test]
     fn limits_validate_ranges() {
-        let ok = PoolLimits { memory_mb: Some(64), timeout_s: Some(30), ..Default::default() };
+        let ok = PoolLimits {
+            memory_mb: Some(64),
+            timeout_s: Some(30),
+            ..Default::default()
+        };
         assert_eq!(ok.validate(), Ok(()));
-        let zero_mem = PoolLimits { memory_mb: Some(0), ..Default::default() };
+        let zero_mem = PoolLimits {
+            memory_mb: Some(0),
+            ..Default::default()
+        };
         assert_eq!(zero_mem.validate().map_err(|e| e.field), Err("memory_mb"));
-        let huge_timeout = PoolLimits { timeout_s: Some(u32::MAX), ..Default::default() };
-        assert_eq!(huge_timeout.validate().map_err(|e| e.field), Err("timeout_s"));
+        let huge_timeout = PoolLimits {
+            timeout_s: Some(u32::MAX),
+            ..Default::default()
+        };
+        assert_eq!(
+            huge_timeout.validate().map_err(|e| e.field),
+            Err("timeout_s")
+        );
     }
 
     #[test]
     fn a_run_may_lower_but_not_raise_limits() {
-        let pool = PoolLimits { memory_mb: Some(64), timeout_s: Some(30), ..Default::default() };
-        let lower = PoolLimits { timeout_s: Some(10), ..Default::default() };
+        let pool = PoolLimits {
+            memory_mb: Some(64),
+            timeout_s: Some(30),
+            ..Default::default()
+        };
+        let lower = PoolLimits {
+            timeout_s: Some(10),
+            ..Default::default()
+        };
         let eff = pool.narrowed_by(&lower);
-        assert_eq!(eff.map(|l| (l.memory_mb, l.timeout_s)), Ok((Some(64), Some(10))));
-        let higher = PoolLimits { memory_mb: Some(65), ..Default::default() };
-        assert_eq!(pool.narrowed_by(&higher).map_err(|e| e.field), Err("memory_mb"));
+        assert_eq!(
+            eff.map(|l| (l.memory_mb, l.timeout_s)),
+            Ok((Some(64), Some(10)))
+        );
+        let higher = PoolLimits {
+            memory_mb: Some(65),
+            ..Default::default()
+        };
+        assert_eq!(
+            pool.narrowed_by(&higher).map_err(|e| e.field),
+            Err("memory_mb")
+        );
         // Defaults are ceilings too.
-        let above_default = PoolLimits { memory_mb: Some(4096), ..Default::default() };
+        let above_default = PoolLimits {
+            memory_mb: Some(4096),
+            ..Default::default()
+        };
         assert!(PoolLimits::default().narrowed_by(&above_default).is_err());
     }
 

@@ -58,9 +58,14 @@ impl LogStream {
     }
 
     pub fn parse(s: &str) -> Option<LogStream> {
-        [LogStream::Stdout, LogStream::Stderr, LogStream::Flow, LogStream::Ferry]
-            .into_iter()
-            .find(|x| x.as_str() == s)
+        [
+            LogStream::Stdout,
+            LogStream::Stderr,
+            LogStream::Flow,
+            LogStream::Ferry,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
     }
 }
 
@@ -81,7 +86,9 @@ pub trait LogSink: Send + Sync {
 /// How a managed run ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FlowOutcome {
-    Completed { result: Value },
+    Completed {
+        result: Value,
+    },
     /// The flow failed (exit code, trap, a limit): `failed`.
     Failed(Failure),
     /// The sandbox host failed: `crashed`, retried if the reason allows.
@@ -94,7 +101,8 @@ pub enum FlowOutcome {
 pub trait FlowRunner: Send + Sync {
     /// Runs one attempt to its end. Must return soon after `cancel` fires, and must respect
     /// `job.limits` (the engine also enforces the wall-clock deadline as a backstop).
-    async fn run(&self, job: &RunJob, logs: &dyn LogSink, cancel: CancellationToken) -> FlowOutcome;
+    async fn run(&self, job: &RunJob, logs: &dyn LogSink, cancel: CancellationToken)
+        -> FlowOutcome;
 }
 
 /// What a push backend reports about a submitted run.
@@ -121,7 +129,9 @@ pub struct PushError {
 
 impl PushError {
     pub fn new(reason: crate::FailureReason, message: impl Into<String>) -> Self {
-        Self { failure: Failure::new(reason, message) }
+        Self {
+            failure: Failure::new(reason, message),
+        }
     }
 
     /// Whether the same call may succeed if tried again later.

@@ -57,7 +57,10 @@ impl RunState {
             (self, to),
             (Scheduled, Pending | Cancelled)
                 | (Pending, Running | Scheduled | Failed | Crashed | Cancelling)
-                | (Running, Completed | Failed | Crashed | Cancelling | Scheduled)
+                | (
+                    Running,
+                    Completed | Failed | Crashed | Cancelling | Scheduled
+                )
                 | (Cancelling, Cancelled | Completed | Failed | Crashed)
         )
     }
@@ -80,7 +83,10 @@ impl RunState {
 
     /// States in which a scheduler owns the run (holds its lease).
     pub fn is_owned(self) -> bool {
-        matches!(self, RunState::Pending | RunState::Running | RunState::Cancelling)
+        matches!(
+            self,
+            RunState::Pending | RunState::Running | RunState::Cancelling
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -247,7 +253,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
-        Self { reason, message: message.into() }
+        Self {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -296,7 +305,10 @@ mod tests {
     #[test]
     fn terminal_states_have_no_way_out() {
         for from in RunState::ALL.into_iter().filter(|s| s.is_terminal()) {
-            assert!(RunState::ALL.iter().all(|to| !from.can_become(*to)), "{from}");
+            assert!(
+                RunState::ALL.iter().all(|to| !from.can_become(*to)),
+                "{from}"
+            );
         }
     }
 
@@ -317,7 +329,10 @@ mod tests {
     fn states_round_trip() {
         for s in RunState::ALL {
             assert_eq!(RunState::parse(s.as_str()), Some(s));
-            assert_eq!(serde_json::to_value(s).ok(), Some(serde_json::json!(s.as_str())));
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::json!(s.as_str()))
+            );
         }
         assert_eq!(RunState::parse("done"), None);
     }

@@ -43,14 +43,21 @@ fn log_lines(params: &Value) -> Vec<LogLine> {
             lines
                 .iter()
                 .filter_map(Value::as_str)
-                .map(|l| LogLine { ts: Utc::now(), stream: LogStream::Stdout, line: l.to_owned() })
+                .map(|l| LogLine {
+                    ts: Utc::now(),
+                    stream: LogStream::Stdout,
+                    line: l.to_owned(),
+                })
                 .collect()
         })
         .unwrap_or_default()
 }
 
 fn result_of(params: &Value) -> Value {
-    params.get("result").cloned().unwrap_or_else(|| json!({"ok": true}))
+    params
+        .get("result")
+        .cloned()
+        .unwrap_or_else(|| json!({"ok": true}))
 }
 
 /// A journal of (run, attempt) pairs an executor was asked to start.
@@ -59,12 +66,18 @@ pub struct Journal(Arc<Mutex<Vec<(RunId, u32)>>>);
 
 impl Journal {
     fn record(&self, run: RunId, attempt: u32) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).push((run, attempt));
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push((run, attempt));
     }
 
     /// Every (run, attempt) recorded, in order.
     pub fn entries(&self) -> Vec<(RunId, u32)> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The (run, attempt) pairs recorded more than once.
@@ -73,7 +86,11 @@ impl Journal {
         for e in self.entries() {
             *counts.entry(e).or_default() += 1;
         }
-        let mut dups: Vec<_> = counts.into_iter().filter(|(_, n)| *n > 1).map(|(e, _)| e).collect();
+        let mut dups: Vec<_> = counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(e, _)| e)
+            .collect();
         dups.sort();
         dups
     }
@@ -87,7 +104,12 @@ pub struct FakeFlowRunner {
 
 #[async_trait]
 impl FlowRunner for FakeFlowRunner {
-    async fn run(&self, job: &RunJob, logs: &dyn LogSink, cancel: CancellationToken) -> FlowOutcome {
+    async fn run(
+        &self,
+        job: &RunJob,
+        logs: &dyn LogSink,
+        cancel: CancellationToken,
+    ) -> FlowOutcome {
         self.journal.record(job.run_id, job.attempt);
         let p = &job.parameters;
         let lines = log_lines(p);
@@ -109,7 +131,9 @@ impl FlowRunner for FakeFlowRunner {
         if let Some(msg) = instruction_str(p, "crash") {
             return FlowOutcome::Crashed(Failure::new(FailureReason::WorkerLost, msg));
         }
-        FlowOutcome::Completed { result: result_of(p) }
+        FlowOutcome::Completed {
+            result: result_of(p),
+        }
     }
 }
 
@@ -151,7 +175,9 @@ impl FakePushBackend {
 impl PushBackend for FakePushBackend {
     async fn find(&self, job: &RunJob) -> Result<Option<Value>, PushError> {
         let key = Self::key(job);
-        Ok(self.with_tasks(|t| t.contains_key(&key)).then(|| Self::handle(&key)))
+        Ok(self
+            .with_tasks(|t| t.contains_key(&key))
+            .then(|| Self::handle(&key)))
     }
 
     async fn submit(&self, job: &RunJob) -> Result<Value, PushError> {
@@ -165,7 +191,11 @@ impl PushBackend for FakePushBackend {
             } else {
                 t.insert(
                     key.clone(),
-                    FakeTask { params: job.parameters.clone(), polls: 0, cancelled: false },
+                    FakeTask {
+                        params: job.parameters.clone(),
+                        polls: 0,
+                        cancelled: false,
+                    },
                 );
                 true
             }

@@ -10,9 +10,15 @@ use secrecy::SecretString;
 #[derive(Debug, thiserror::Error)]
 pub enum SecretFileError {
     #[error("reading {path}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("creating {path}")]
-    Create { path: PathBuf, source: std::io::Error },
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is readable by other users (mode {mode:o}); run `chmod 600 {path}`")]
     TooOpen { path: PathBuf, mode: u32 },
     #[error("{path} is empty")]
@@ -30,37 +36,61 @@ pub fn load_or_create_secret_file(
         Ok(meta) => read_secret_file(path, &meta),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let secret = generate();
-            let create = |source| SecretFileError::Create { path: path.to_owned(), source };
+            let create = |source| SecretFileError::Create {
+                path: path.to_owned(),
+                source,
+            };
             // create_new: two processes starting at once must not both write different secrets.
-            match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)
+            {
                 Ok(mut f) => {
-                    f.write_all(secret.expose_secret().as_bytes()).map_err(create)?;
+                    f.write_all(secret.expose_secret().as_bytes())
+                        .map_err(create)?;
                     f.sync_all().map_err(create)?;
                     Ok(secret)
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     // Another process created it first: use theirs.
-                    let meta = std::fs::metadata(path)
-                        .map_err(|source| SecretFileError::Read { path: path.to_owned(), source })?;
+                    let meta = std::fs::metadata(path).map_err(|source| SecretFileError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?;
                     read_secret_file(path, &meta)
                 }
                 Err(e) => Err(create(e)),
             }
         }
-        Err(source) => Err(SecretFileError::Read { path: path.to_owned(), source }),
+        Err(source) => Err(SecretFileError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
-fn read_secret_file(path: &Path, meta: &std::fs::Metadata) -> Result<SecretString, SecretFileError> {
+fn read_secret_file(
+    path: &Path,
+    meta: &std::fs::Metadata,
+) -> Result<SecretString, SecretFileError> {
     let mode = meta.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(SecretFileError::TooOpen { path: path.to_owned(), mode });
+        return Err(SecretFileError::TooOpen {
+            path: path.to_owned(),
+            mode,
+        });
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| SecretFileError::Read { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SecretFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let value = text.trim().to_owned();
     if value.is_empty() {
-        return Err(SecretFileError::Empty { path: path.to_owned() });
+        return Err(SecretFileError::Empty {
+            path: path.to_owned(),
+        });
     }
     Ok(SecretString::from(value))
 }
@@ -75,11 +105,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("token");
         let first = load_or_create_secret_file(&path, || SecretString::from("s3cret"));
-        assert_eq!(first.map(|s| s.expose_secret().to_owned()).ok().as_deref(), Some("s3cret"));
-        let mode = std::fs::metadata(&path).map(|m| m.permissions().mode() & 0o777).ok();
+        assert_eq!(
+            first.map(|s| s.expose_secret().to_owned()).ok().as_deref(),
+            Some("s3cret")
+        );
+        let mode = std::fs::metadata(&path)
+            .map(|m| m.permissions().mode() & 0o777)
+            .ok();
         assert_eq!(mode, Some(0o600));
         let again = load_or_create_secret_file(&path, || SecretString::from("other"));
-        assert_eq!(again.map(|s| s.expose_secret().to_owned()).ok().as_deref(), Some("s3cret"));
+        assert_eq!(
+            again.map(|s| s.expose_secret().to_owned()).ok().as_deref(),
+            Some("s3cret")
+        );
     }
 
     #[test]
@@ -90,6 +128,9 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))
             .unwrap_or_else(|e| panic!("{e}"));
         let err = load_or_create_secret_file(&path, || SecretString::from("y"));
-        assert!(matches!(err, Err(SecretFileError::TooOpen { mode: 0o644, .. })));
+        assert!(matches!(
+            err,
+            Err(SecretFileError::TooOpen { mode: 0o644, .. })
+        ));
     }
 }

@@ -37,7 +37,9 @@ impl std::fmt::Debug for Pepper {
 
 impl Pepper {
     pub fn new(secret: &SecretString) -> Self {
-        Self(SecretBox::new(Box::new(secret.expose_secret().as_bytes().to_vec())))
+        Self(SecretBox::new(Box::new(
+            secret.expose_secret().as_bytes().to_vec(),
+        )))
     }
 
     /// The stored form of a token.

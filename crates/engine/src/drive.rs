@@ -31,12 +31,21 @@ struct Change {
 
 impl Change {
     fn to(to: RunState, cause: impl Into<String>) -> Self {
-        Self { to, cause: cause.into(), failure: None, result: None, infrastructure: None }
+        Self {
+            to,
+            cause: cause.into(),
+            failure: None,
+            result: None,
+            infrastructure: None,
+        }
     }
 
     fn failed(failure: Failure, cause: impl Into<String>) -> Self {
         let to = failure.reason.terminal_state();
-        Self { failure: Some(failure), ..Self::to(to, cause) }
+        Self {
+            failure: Some(failure),
+            ..Self::to(to, cause)
+        }
     }
 }
 
@@ -54,7 +63,10 @@ async fn apply(inner: &Inner, run: &Run, mut change: Change) -> Result<Run, Aban
             // A cancel request arrived: a retry becomes a cancellation; a start is moot.
             match (current.state, change.to) {
                 (RunState::Cancelling, RunState::Scheduled) => {
-                    change = Change { to: RunState::Cancelled, ..change };
+                    change = Change {
+                        to: RunState::Cancelled,
+                        ..change
+                    };
                 }
                 (RunState::Cancelling, RunState::Running) => return Ok(current),
                 _ => {
@@ -81,7 +93,11 @@ async fn apply(inner: &Inner, run: &Run, mut change: Change) -> Result<Run, Aban
                 return Ok(updated);
             }
             Err(ferry_store::Error::Stale { .. }) => {
-                let fresh = inner.store.run_get_unscoped(current.id).await.map_err(|_| Abandon)?;
+                let fresh = inner
+                    .store
+                    .run_get_unscoped(current.id)
+                    .await
+                    .map_err(|_| Abandon)?;
                 if fresh.generation != current.generation
                     || fresh.lease_owner.as_deref() != Some(&inner.config.owner)
                     || fresh.state.is_terminal()
@@ -114,7 +130,10 @@ fn crash_or_retry(run: &Run, failure: Failure) -> Change {
             failure.reason,
             run.attempt + 1
         );
-        Change { failure: Some(failure), ..Change::to(RunState::Scheduled, cause) }
+        Change {
+            failure: Some(failure),
+            ..Change::to(RunState::Scheduled, cause)
+        }
     } else {
         let cause = format!("attempt {} ended ({})", run.attempt, failure.reason);
         Change::failed(failure, cause)
@@ -126,9 +145,17 @@ async fn job_for(inner: &Inner, run: &Run) -> Result<RunJob, Failure> {
         .store
         .pool_get_by_id(run.workspace_id, run.pool_id)
         .await
-        .map_err(|e| Failure::new(FailureReason::Internal, format!("reading the run's pool: {e}")))?;
+        .map_err(|e| {
+            Failure::new(
+                FailureReason::Internal,
+                format!("reading the run's pool: {e}"),
+            )
+        })?;
     let limits = pool.limits.narrowed_by(&run.limits).map_err(|e| {
-        Failure::new(FailureReason::InvalidConfig, format!("the pool's limits changed: {e}"))
+        Failure::new(
+            FailureReason::InvalidConfig,
+            format!("the pool's limits changed: {e}"),
+        )
     })?;
     Ok(RunJob {
         run_id: run.id,
@@ -147,7 +174,11 @@ async fn job_for(inner: &Inner, run: &Run) -> Result<RunJob, Failure> {
 }
 
 fn stop_token(inner: &Inner, run: &Run) -> CancellationToken {
-    inner.held().get(&run.id).map(|h| h.stop.clone()).unwrap_or_default()
+    inner
+        .held()
+        .get(&run.id)
+        .map(|h| h.stop.clone())
+        .unwrap_or_default()
 }
 
 /// Drives a freshly claimed (or taken-over) run.
@@ -170,7 +201,10 @@ async fn drive_managed(inner: &Inner, run: Run) -> Result<Run, Abandon> {
     let owner = inner.config.owner.clone();
     match run.state {
         RunState::Running => {
-            let f = Failure::new(FailureReason::WorkerLost, "the scheduler executing it stopped");
+            let f = Failure::new(
+                FailureReason::WorkerLost,
+                "the scheduler executing it stopped",
+            );
             return apply(inner, &run, crash_or_retry(&run, f)).await;
         }
         RunState::Cancelling => {
@@ -187,10 +221,25 @@ async fn drive_managed(inner: &Inner, run: Run) -> Result<Run, Abandon> {
         return Err(Abandon);
     };
     let stop = stop_token(inner, &run);
-    let _slot = inner.managed_slots.clone().acquire_owned().await.map_err(|_| Abandon)?;
-    let run = apply(inner, &run, Change::to(RunState::Running, format!("started by {owner}"))).await?;
+    let _slot = inner
+        .managed_slots
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| Abandon)?;
+    let run = apply(
+        inner,
+        &run,
+        Change::to(RunState::Running, format!("started by {owner}")),
+    )
+    .await?;
     if run.state == RunState::Cancelling {
-        return apply(inner, &run, Change::to(RunState::Cancelled, "cancelled before it started")).await;
+        return apply(
+            inner,
+            &run,
+            Change::to(RunState::Cancelled, "cancelled before it started"),
+        )
+        .await;
     }
     let cap = job.limits.log_bytes.unwrap_or(u64::MAX);
     let sink = StoreLogSink::new(inner.store.clone(), run.id, cap);
@@ -211,15 +260,23 @@ async fn drive_managed(inner: &Inner, run: Run) -> Result<Run, Abandon> {
     if inner.is_lost(run.id) {
         return Err(Abandon);
     }
-    let current = inner.held().get(&run.id).map(|h| h.run.clone()).unwrap_or(run);
+    let current = inner
+        .held()
+        .get(&run.id)
+        .map(|h| h.run.clone())
+        .unwrap_or(run);
     let change = match outcome {
-        FlowOutcome::Completed { result } => {
-            Change { result: Some(result), ..Change::to(RunState::Completed, "completed") }
-        }
+        FlowOutcome::Completed { result } => Change {
+            result: Some(result),
+            ..Change::to(RunState::Completed, "completed")
+        },
         FlowOutcome::Failed(f) => Change::failed(f, "the flow failed"),
         FlowOutcome::Crashed(f) => crash_or_retry(&current, f),
         FlowOutcome::Cancelled if timed_out => Change::failed(
-            Failure::new(FailureReason::Timeout, format!("ran past its timeout of {}s", timeout.as_secs())),
+            Failure::new(
+                FailureReason::Timeout,
+                format!("ran past its timeout of {}s", timeout.as_secs()),
+            ),
             "timed out",
         ),
         FlowOutcome::Cancelled => Change::to(RunState::Cancelled, "cancelled on request"),
@@ -275,7 +332,11 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
     }
     // A previous owner may have submitted this attempt before it died: look first.
     if run.submit_intent.is_some() || run.infrastructure.is_some() {
-        match with_retries("Looking for an earlier submission", &run, || backend.find(&job)).await {
+        match with_retries("Looking for an earlier submission", &run, || {
+            backend.find(&job)
+        })
+        .await
+        {
             Ok(Some(infra)) => {
                 job.infrastructure = Some(infra.clone());
                 set_held_job(inner, &job);
@@ -284,7 +345,10 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
                 }
                 let change = Change {
                     infrastructure: Some(infra),
-                    ..Change::to(RunState::Running, format!("found attempt {}'s earlier submission", run.attempt))
+                    ..Change::to(
+                        RunState::Running,
+                        format!("found attempt {}'s earlier submission", run.attempt),
+                    )
                 };
                 return apply(inner, &run, change).await;
             }
@@ -292,12 +356,31 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
             Err(e) => return apply(inner, &run, crash_or_retry(&run, e.failure)).await,
         }
     }
-    if run.state == RunState::Cancelling || inner.held().get(&run.id).is_some_and(|h| h.stop.is_cancelled()) {
-        let current = inner.held().get(&run.id).map(|h| h.run.clone()).unwrap_or(run);
-        return apply(inner, &current, Change::to(RunState::Cancelled, "cancelled before it was submitted")).await;
+    if run.state == RunState::Cancelling
+        || inner
+            .held()
+            .get(&run.id)
+            .is_some_and(|h| h.stop.is_cancelled())
+    {
+        let current = inner
+            .held()
+            .get(&run.id)
+            .map(|h| h.run.clone())
+            .unwrap_or(run);
+        return apply(
+            inner,
+            &current,
+            Change::to(RunState::Cancelled, "cancelled before it was submitted"),
+        )
+        .await;
     }
     let intent = json!({ "attempt": run.attempt, "owner": inner.config.owner, "at": Utc::now() });
-    if inner.store.run_record_intent(run.id, run.generation, &intent).await.is_err() {
+    if inner
+        .store
+        .run_record_intent(run.id, run.generation, &intent)
+        .await
+        .is_err()
+    {
         inner.release(run.id);
         return Err(Abandon);
     }
@@ -307,12 +390,22 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
             set_held_job(inner, &job);
             let change = Change {
                 infrastructure: Some(infra),
-                ..Change::to(RunState::Running, format!("submitted attempt {}", run.attempt))
+                ..Change::to(
+                    RunState::Running,
+                    format!("submitted attempt {}", run.attempt),
+                )
             };
             apply(inner, &run, change).await
         }
         Err(e) if e.is_transient() => apply(inner, &run, crash_or_retry(&run, e.failure)).await,
-        Err(e) => apply(inner, &run, Change::failed(e.failure, "the cloud refused the submission")).await,
+        Err(e) => {
+            apply(
+                inner,
+                &run,
+                Change::failed(e.failure, "the cloud refused the submission"),
+            )
+            .await
+        }
     }
 }
 
@@ -336,7 +429,8 @@ pub(crate) async fn reconcile_round(inner: &Inner) {
             let jobs: Vec<RunJob> = batch.iter().map(|(_, j, _)| j.clone()).collect();
             let statuses = backend.poll(&jobs).await;
             for ((run, job, cancel_sent), status) in batch.iter().zip(statuses) {
-                let result = reconcile_one(inner, backend.as_ref(), run, job, *cancel_sent, status).await;
+                let result =
+                    reconcile_one(inner, backend.as_ref(), run, job, *cancel_sent, status).await;
                 if let Ok(updated) = &result {
                     if !updated.state.is_owned() {
                         inner.release(updated.id);
@@ -383,18 +477,33 @@ async fn reconcile_one(
             }
             Ok(run.clone())
         }
-        PushStatus::Completed => apply(inner, run, Change::to(RunState::Completed, "completed")).await,
+        PushStatus::Completed => {
+            apply(inner, run, Change::to(RunState::Completed, "completed")).await
+        }
         PushStatus::Failed(f) => apply(inner, run, Change::failed(f, "the job failed")).await,
         PushStatus::Crashed(f) => apply(inner, run, crash_or_retry(run, f)).await,
         PushStatus::Cancelled if run.state == RunState::Cancelling => {
-            apply(inner, run, Change::to(RunState::Cancelled, "stopped on request")).await
+            apply(
+                inner,
+                run,
+                Change::to(RunState::Cancelled, "stopped on request"),
+            )
+            .await
         }
         PushStatus::Cancelled => {
-            let f = Failure::new(FailureReason::StoppedExternally, "stopped by something other than Ferry");
+            let f = Failure::new(
+                FailureReason::StoppedExternally,
+                "stopped by something other than Ferry",
+            );
             apply(inner, run, Change::failed(f, "stopped out of band")).await
         }
         PushStatus::Gone if run.state == RunState::Cancelling => {
-            apply(inner, run, Change::to(RunState::Cancelled, "gone after a stop request")).await
+            apply(
+                inner,
+                run,
+                Change::to(RunState::Cancelled, "gone after a stop request"),
+            )
+            .await
         }
         PushStatus::Gone => {
             let f = Failure::new(FailureReason::Vanished, "the cloud no longer knows the job");
@@ -410,6 +519,8 @@ async fn send_cancel(inner: &Inner, backend: &dyn PushBackend, run: &Run, job: &
                 h.cancel_sent = true;
             }
         }
-        Err(e) => tracing::warn!(run_id = %run.id, error = %e, "Stopping a pushed run failed; will retry"),
+        Err(e) => {
+            tracing::warn!(run_id = %run.id, error = %e, "Stopping a pushed run failed; will retry")
+        }
     }
 }

@@ -16,14 +16,22 @@ pub struct StoreLogSink {
 
 impl StoreLogSink {
     pub fn new(store: Store, run_id: RunId, cap_bytes: u64) -> Self {
-        Self { store, run_id, cap_bytes }
+        Self {
+            store,
+            run_id,
+            cap_bytes,
+        }
     }
 }
 
 #[async_trait]
 impl LogSink for StoreLogSink {
     async fn write(&self, lines: Vec<LogLine>) {
-        if let Err(error) = self.store.run_logs_append(self.run_id, &lines, self.cap_bytes).await {
+        if let Err(error) = self
+            .store
+            .run_logs_append(self.run_id, &lines, self.cap_bytes)
+            .await
+        {
             // Losing log lines must not fail the run; say so where an operator looks.
             tracing::warn!(run_id = %self.run_id, error = %error, "Run log lines not stored");
         }

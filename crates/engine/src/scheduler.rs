@@ -105,7 +105,10 @@ impl Inner {
     }
 
     fn count_held(&self, push: bool) -> usize {
-        self.held().values().filter(|h| h.run.pool_type.is_push() == push).count()
+        self.held()
+            .values()
+            .filter(|h| h.run.pool_type.is_push() == push)
+            .count()
     }
 }
 
@@ -117,7 +120,9 @@ pub struct Scheduler {
 
 impl std::fmt::Debug for Scheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scheduler").field("owner", &self.inner.config.owner).finish()
+        f.debug_struct("Scheduler")
+            .field("owner", &self.inner.config.owner)
+            .finish()
     }
 }
 
@@ -178,10 +183,14 @@ impl Scheduler {
         if !self.inner.executors.push.is_empty() {
             let me = self.clone();
             let token = shutdown.clone();
-            self.inner.spawn(async move { me.reconcile_loop(token).await });
+            self.inner
+                .spawn(async move { me.reconcile_loop(token).await });
         }
         tracing::info!(owner = %self.owner(), executors = ?self.inner.executors, "Scheduler started");
-        SchedulerHandle { scheduler: self.clone(), shutdown }
+        SchedulerHandle {
+            scheduler: self.clone(),
+            shutdown,
+        }
     }
 
     /// Wakes the claim loop now (a run was just submitted in this process).
@@ -205,7 +214,9 @@ impl Scheduler {
         let cfg = &self.inner.config;
         let mut claimed = Vec::new();
         if self.inner.executors.managed.is_some() {
-            let free = cfg.managed_slots.saturating_sub(self.inner.count_held(false));
+            let free = cfg
+                .managed_slots
+                .saturating_sub(self.inner.count_held(false));
             let limit = free.min(cfg.claim_batch as usize) as u32;
             if limit > 0 {
                 claimed.extend(self.claim(&[PoolType::Managed], limit).await?);
@@ -229,7 +240,11 @@ impl Scheduler {
     async fn claim(&self, types: &[PoolType], limit: u32) -> Result<Vec<Run>, ferry_store::Error> {
         let now = Utc::now();
         let until = now + self.inner.config.lease_ttl;
-        let runs = self.inner.store.runs_claim(self.owner(), now, until, limit, types).await?;
+        let runs = self
+            .inner
+            .store
+            .runs_claim(self.owner(), now, until, limit, types)
+            .await?;
         let mut held = self.inner.held();
         for run in &runs {
             held.insert(
@@ -249,7 +264,8 @@ impl Scheduler {
     fn start_driver(&self, run: Run) {
         let inner = self.inner.clone();
         tracing::debug!(run_id = %run.id, state = %run.state, generation = run.generation, "Run claimed");
-        self.inner.spawn(async move { crate::drive::drive(inner, run).await });
+        self.inner
+            .spawn(async move { crate::drive::drive(inner, run).await });
     }
 
     async fn claim_loop(self, shutdown: CancellationToken) {
@@ -300,13 +316,21 @@ impl Scheduler {
     }
 
     async fn renew(&self) -> Result<(), ferry_store::Error> {
-        let leases: Vec<(RunId, i64)> =
-            self.inner.held().iter().map(|(id, h)| (*id, h.run.generation)).collect();
+        let leases: Vec<(RunId, i64)> = self
+            .inner
+            .held()
+            .iter()
+            .map(|(id, h)| (*id, h.run.generation))
+            .collect();
         if leases.is_empty() {
             return Ok(());
         }
         let until = Utc::now() + self.inner.config.lease_ttl;
-        let lost = self.inner.store.runs_renew_leases(self.owner(), &leases, until).await?;
+        let lost = self
+            .inner
+            .store
+            .runs_renew_leases(self.owner(), &leases, until)
+            .await?;
         let mut held = self.inner.held();
         for id in lost {
             if let Some(mut h) = held.remove(&id) {

@@ -33,14 +33,18 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let header = parts
         .headers
         .get(axum::http::header::AUTHORIZATION)
-        .ok_or_else(|| ApiError::unauthorized("missing credentials: send `Authorization: Bearer <api key>`"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("missing credentials: send `Authorization: Bearer <api key>`")
+        })?;
     let value = header
         .to_str()
         .map_err(|_| ApiError::unauthorized("the Authorization header is not valid text"))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
-        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <api key>`"))?;
+        .ok_or_else(|| {
+            ApiError::unauthorized("the Authorization header must be `Bearer <api key>`")
+        })?;
     Ok(token.trim())
 }
 
@@ -60,7 +64,11 @@ impl FromRequestParts<AppState> for Caller {
         if key.revoked_at.is_some() {
             return Err(ApiError::unauthorized("this API key has been revoked"));
         }
-        Ok(Caller { workspace_id: key.workspace_id, role: key.role, key_id: key.id })
+        Ok(Caller {
+            workspace_id: key.workspace_id,
+            role: key.role,
+            key_id: key.id,
+        })
     }
 }
 

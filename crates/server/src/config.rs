@@ -96,13 +96,17 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn parse_addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
-    s.parse().with_context(|| format!("{what} {s:?} is not an address like 127.0.0.1:8080"))
+    s.parse()
+        .with_context(|| format!("{what} {s:?} is not an address like 127.0.0.1:8080"))
 }
 
 impl Config {
     /// Loads the file (if any), then the environment, then `o`.
     pub fn load(o: ConfigOverrides) -> anyhow::Result<Config> {
-        let file_path = o.config_file.clone().or_else(|| env("FERRY_CONFIG").map(PathBuf::from));
+        let file_path = o
+            .config_file
+            .clone()
+            .or_else(|| env("FERRY_CONFIG").map(PathBuf::from));
         let file = match &file_path {
             Some(p) => Self::read_file(p)?,
             None => FileConfig::default(),
@@ -115,13 +119,21 @@ impl Config {
             .or_else(|| env("FERRY_DATA_DIR").map(PathBuf::from))
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("ferry-data"));
-        let listen = pick(o.listen, "FERRY_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
-        let internal = pick(o.internal_listen, "FERRY_INTERNAL_LISTEN", file.internal_listen)
-            .unwrap_or_else(|| "127.0.0.1:8081".into());
+        let listen =
+            pick(o.listen, "FERRY_LISTEN", file.listen).unwrap_or_else(|| "127.0.0.1:8080".into());
+        let internal = pick(
+            o.internal_listen,
+            "FERRY_INTERNAL_LISTEN",
+            file.internal_listen,
+        )
+        .unwrap_or_else(|| "127.0.0.1:8081".into());
         let role = pick(o.role, "FERRY_ROLE", file.role).unwrap_or_else(|| "all".into());
         let database_url = pick(o.database_url, "FERRY_DATABASE_URL", file.database_url);
         if let Some(url) = &database_url {
-            if !(url.starts_with("postgres://") || url.starts_with("postgresql://") || url.starts_with("sqlite:")) {
+            if !(url.starts_with("postgres://")
+                || url.starts_with("postgresql://")
+                || url.starts_with("sqlite:"))
+            {
                 bail!("FERRY_DATABASE_URL must start with postgres://, postgresql:// or sqlite:");
             }
         }
@@ -131,8 +143,12 @@ impl Config {
             listen: parse_addr("listen address", &listen)?,
             internal_listen: parse_addr("internal listen address", &internal)?,
             database_url: database_url.map(SecretString::from),
-            internal_token: env("FERRY_INTERNAL_TOKEN").or(file.internal_token).map(SecretString::from),
-            api_key_pepper: env("FERRY_API_KEY_PEPPER").or(file.api_key_pepper).map(SecretString::from),
+            internal_token: env("FERRY_INTERNAL_TOKEN")
+                .or(file.internal_token)
+                .map(SecretString::from),
+            api_key_pepper: env("FERRY_API_KEY_PEPPER")
+                .or(file.api_key_pepper)
+                .map(SecretString::from),
             role: ServerRole::parse(&role)?,
             max_body_bytes,
             engine: None,
@@ -199,12 +215,18 @@ mod tests {
         });
         let c = c.ok();
         assert_eq!(c.as_ref().map(|c| c.listen.port()), Some(9999));
-        assert_eq!(c.map(|c| c.database_url()), Some("sqlite:///tmp/x/ferry.db".to_string()));
+        assert_eq!(
+            c.map(|c| c.database_url()),
+            Some("sqlite:///tmp/x/ferry.db".to_string())
+        );
     }
 
     #[test]
     fn bad_addresses_say_what_is_wrong() {
-        let e = Config::load(ConfigOverrides { listen: Some("localhost".into()), ..Default::default() });
+        let e = Config::load(ConfigOverrides {
+            listen: Some("localhost".into()),
+            ..Default::default()
+        });
         let msg = e.err().map(|e| e.to_string()).unwrap_or_default();
         assert!(msg.contains("listen address"), "{msg}");
     }

@@ -15,7 +15,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -27,7 +31,11 @@ impl ApiError {
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
@@ -51,7 +59,11 @@ impl ApiError {
     }
 
     pub fn unavailable() -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable; try again")
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database is unavailable; try again",
+        )
     }
 }
 
@@ -74,7 +86,11 @@ pub struct ErrorDetail {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
-            error: ErrorDetail { code: self.code.to_owned(), message: self.message, request_id: None },
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                request_id: None,
+            },
         };
         // The request id is filled in by the middleware, which knows it.
         (self.status, Json(body)).into_response()
@@ -88,7 +104,9 @@ impl From<ferry_store::Error> for ApiError {
             E::NotFound { kind } => ApiError::not_found(kind),
             E::Conflict { .. } => ApiError::conflict(e.to_string()),
             E::InUse(msg) => ApiError::conflict(msg),
-            E::Stale { .. } => ApiError::conflict("the run changed while this request was handled; retry"),
+            E::Stale { .. } => {
+                ApiError::conflict("the run changed while this request was handled; retry")
+            }
             E::Transition(t) => ApiError::conflict(t.to_string()),
             E::BadCursor => ApiError::bad_request("invalid_cursor", e.to_string()),
             ref other if other.is_unavailable() => {

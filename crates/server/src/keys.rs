@@ -17,7 +17,13 @@ pub async fn api_key_mint(
 ) -> Result<(ApiKey, SecretString), ferry_store::Error> {
     let token = generate_token(API_KEY_KIND);
     let hash = pepper.hash(token.expose_secret());
-    let prefix: String = token.expose_secret().chars().take(TOKEN_PREFIX_LEN).collect();
-    let key = store.api_key_create(workspace, role, &hash, &prefix).await?;
+    let prefix: String = token
+        .expose_secret()
+        .chars()
+        .take(TOKEN_PREFIX_LEN)
+        .collect();
+    let key = store
+        .api_key_create(workspace, role, &hash, &prefix)
+        .await?;
     Ok((key, token))
 }

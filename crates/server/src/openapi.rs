@@ -24,7 +24,8 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        let bearer = || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("internal_token", bearer());
     }
@@ -39,9 +40,21 @@ mod tests {
     #[test]
     fn document_lists_every_public_route() {
         let doc = super::document();
-        for path in ["/v1/pools", "/v1/pools/{name}", "/v1/runs", "/v1/runs/{id}", "/v1/runs/{id}/cancel",
-            "/v1/runs/{id}/events", "/v1/runs/{id}/logs", "/v1/api-keys", "/internal/v1/workspaces"] {
-            assert!(doc.paths.paths.contains_key(path), "{path} missing from openapi.json");
+        for path in [
+            "/v1/pools",
+            "/v1/pools/{name}",
+            "/v1/runs",
+            "/v1/runs/{id}",
+            "/v1/runs/{id}/cancel",
+            "/v1/runs/{id}/events",
+            "/v1/runs/{id}/logs",
+            "/v1/api-keys",
+            "/internal/v1/workspaces",
+        ] {
+            assert!(
+                doc.paths.paths.contains_key(path),
+                "{path} missing from openapi.json"
+            );
         }
     }
 }

@@ -14,7 +14,9 @@ use ferry_engine::{Executors, Scheduler, SchedulerHandle};
 use ferry_store::Store;
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
@@ -36,7 +38,10 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("public", &self.public_addr).field("internal", &self.internal_addr).finish()
+        f.debug_struct("Server")
+            .field("public", &self.public_addr)
+            .field("internal", &self.internal_addr)
+            .finish()
     }
 }
 
@@ -51,12 +56,22 @@ pub struct Bootstrapped {
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let store = Store::connect(&config.database_url()).await.context("opening the database")?;
-    store.migrate().await.context("applying database migrations")?;
+    let store = Store::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    store
+        .migrate()
+        .await
+        .context("applying database migrations")?;
     Ok(store)
 }
 
-fn secret(config: &Config, given: &Option<SecretString>, file: &str, kind: &str) -> anyhow::Result<SecretString> {
+fn secret(
+    config: &Config,
+    given: &Option<SecretString>,
+    file: &str,
+    kind: &str,
+) -> anyhow::Result<SecretString> {
     match given {
         Some(s) => Ok(s.clone()),
         None => {
@@ -67,7 +82,12 @@ fn secret(config: &Config, given: &Option<SecretString>, file: &str, kind: &str)
 }
 
 fn pepper(config: &Config) -> anyhow::Result<Pepper> {
-    Ok(Pepper::new(&secret(config, &config.api_key_pepper, "api-key-pepper", "fry_pepper")?))
+    Ok(Pepper::new(&secret(
+        config,
+        &config.api_key_pepper,
+        "api-key-pepper",
+        "fry_pepper",
+    )?))
 }
 
 /// Applies migrations and exits.
@@ -80,7 +100,8 @@ pub async fn migrate(config: &Config) -> anyhow::Result<()> {
 
 /// Creates a workspace and its first admin key, directly in the configured database.
 pub async fn bootstrap(config: &Config, workspace: &str) -> anyhow::Result<Bootstrapped> {
-    let name = ferry_core::Name::parse(workspace).map_err(|e| anyhow::anyhow!("workspace name {workspace:?} {e}"))?;
+    let name = ferry_core::Name::parse(workspace)
+        .map_err(|e| anyhow::anyhow!("workspace name {workspace:?} {e}"))?;
     let store = open_store(config).await?;
     let pepper = pepper(config)?;
     let ws = match store.workspace_create(&name).await {
@@ -88,17 +109,29 @@ pub async fn bootstrap(config: &Config, workspace: &str) -> anyhow::Result<Boots
         Err(ferry_store::Error::Conflict { .. }) => store.workspace_get_by_name(&name).await?,
         Err(e) => return Err(e.into()),
     };
-    let (_, key) = crate::keys::api_key_mint(&store, &pepper, ws.id, ferry_core::Role::Admin).await?;
+    let (_, key) =
+        crate::keys::api_key_mint(&store, &pepper, ws.id, ferry_core::Role::Admin).await?;
     store.close().await;
-    Ok(Bootstrapped { workspace_id: ws.id.to_string(), workspace: ws.name.to_string(), api_key: key.expose_secret().to_owned() })
+    Ok(Bootstrapped {
+        workspace_id: ws.id.to_string(),
+        workspace: ws.name.to_string(),
+        api_key: key.expose_secret().to_owned(),
+    })
 }
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let filter =
+        EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("FERRY_LOG_FORMAT").is_ok_and(|v| v == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 /// Runs Ferry until SIGINT or SIGTERM.
@@ -107,13 +140,26 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let executors = executors_for(&config);
     let server = Server::start(config.clone(), executors).await?;
     if let Some(addr) = server.public_addr {
-        println!("Ferry {} is listening on http://{addr} (public API)", env!("CARGO_PKG_VERSION"));
+        println!(
+            "Ferry {} is listening on http://{addr} (public API)",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     if let Some(addr) = server.internal_addr {
-        println!("Internal API on http://{addr}; its token is in {}", config.data_dir.join("internal-token").display());
+        println!(
+            "Internal API on http://{addr}; its token is in {}",
+            config.data_dir.join("internal-token").display()
+        );
     }
-    println!("Data directory: {} ({} database)", config.data_dir.display(), server.store.backend().as_str());
-    println!("Get an admin key: ferry admin bootstrap --workspace <name> --data-dir {}", config.data_dir.display());
+    println!(
+        "Data directory: {} ({} database)",
+        config.data_dir.display(),
+        server.store.backend().as_str()
+    );
+    println!(
+        "Get an admin key: ferry admin bootstrap --workspace <name> --data-dir {}",
+        config.data_dir.display()
+    );
     shutdown_signal().await;
     tracing::info!("Shutting down");
     server.shutdown().await;
@@ -126,10 +172,18 @@ fn executors_for(config: &Config) -> Executors {
         return Executors::default();
     }
     tracing::warn!("FERRY_TESTING_FAKE_EXECUTORS=1: runs execute on fake executors (tests only)");
-    let push: std::sync::Arc<dyn ferry_core::port::PushBackend> = std::sync::Arc::new(ferry_core::testing::FakePushBackend::default());
+    let push: std::sync::Arc<dyn ferry_core::port::PushBackend> =
+        std::sync::Arc::new(ferry_core::testing::FakePushBackend::default());
     Executors {
-        managed: Some(std::sync::Arc::new(ferry_core::testing::FakeFlowRunner::default())),
-        push: [(ferry_core::PoolType::Ecs, push.clone()), (ferry_core::PoolType::CloudRun, push)].into_iter().collect(),
+        managed: Some(std::sync::Arc::new(
+            ferry_core::testing::FakeFlowRunner::default(),
+        )),
+        push: [
+            (ferry_core::PoolType::Ecs, push.clone()),
+            (ferry_core::PoolType::CloudRun, push),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 
@@ -164,11 +218,20 @@ impl Server {
     pub async fn start(config: Config, executors: Executors) -> anyhow::Result<Server> {
         let store = open_store(&config).await?;
         let pepper = pepper(&config)?;
-        let internal_token = secret(&config, &config.internal_token, "internal-token", "fry_internal")?;
+        let internal_token = secret(
+            &config,
+            &config.internal_token,
+            "internal-token",
+            "fry_internal",
+        )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let scheduler = config.role.schedules().then(|| {
             let engine = config.engine.clone().unwrap_or_else(|| {
-                ferry_engine::Config::with_owner(format!("{}-{}", hostname(), uuid::Uuid::new_v4().simple()))
+                ferry_engine::Config::with_owner(format!(
+                    "{}-{}",
+                    hostname(),
+                    uuid::Uuid::new_v4().simple()
+                ))
             });
             Scheduler::new(store.clone(), executors, engine)
         });
@@ -184,26 +247,47 @@ impl Server {
         let mut listeners = Vec::new();
         let (mut public_addr, mut internal_addr) = (None, None);
         if config.role.serves_api() {
-            let (addr, task) = listen(config.listen, app(crate::api::public_router(), &state), shutdown.clone()).await?;
+            let (addr, task) = listen(
+                config.listen,
+                app(crate::api::public_router(), &state),
+                shutdown.clone(),
+            )
+            .await?;
             public_addr = Some(addr);
             listeners.push(task);
-            let (addr, task) =
-                listen(config.internal_listen, app(crate::api::internal_router(), &state), shutdown.clone()).await?;
+            let (addr, task) = listen(
+                config.internal_listen,
+                app(crate::api::internal_router(), &state),
+                shutdown.clone(),
+            )
+            .await?;
             internal_addr = Some(addr);
             listeners.push(task);
         }
         let scheduler = scheduler.map(|s| s.start());
-        Ok(Server { public_addr, internal_addr, internal_token, store, shutdown, scheduler, listeners })
+        Ok(Server {
+            public_addr,
+            internal_addr,
+            internal_token,
+            store,
+            shutdown,
+            scheduler,
+            listeners,
+        })
     }
 
     /// The public API's base URL.
     pub fn public_url(&self) -> String {
-        self.public_addr.map(|a| format!("http://{a}")).unwrap_or_default()
+        self.public_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default()
     }
 
     /// The internal API's base URL.
     pub fn internal_url(&self) -> String {
-        self.internal_addr.map(|a| format!("http://{a}")).unwrap_or_default()
+        self.internal_addr
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default()
     }
 
     /// Stops listening (finishing requests in flight) and stops the scheduler; held runs are
@@ -232,7 +316,10 @@ impl Server {
 }
 
 fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "ferry".to_owned())
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "ferry".to_owned())
 }
 
 async fn listen(
@@ -240,10 +327,14 @@ async fn listen(
     app: Router,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening on {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening on {addr}"))?;
     let local = listener.local_addr()?;
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await;
         if let Err(error) = served {
             tracing::error!(%local, error = %error, "Listener failed");
         }
@@ -257,7 +348,11 @@ fn app(routes: Router<AppState>, state: &AppState) -> Router {
     routes
         .fallback(|| async { ApiError::not_found("route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "this route does not take that method")
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
         })
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(state.max_body_bytes))
@@ -270,7 +365,11 @@ fn app(routes: Router<AppState>, state: &AppState) -> Router {
 /// error bodies.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned()).unwrap_or_else(|| "unmatched".into());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
     let request_id = req
         .extensions()
         .get::<RequestId>()
@@ -281,9 +380,15 @@ async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Res
     let started = std::time::Instant::now();
     let response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let status = response.status();
-    state.metrics.record_request(method.as_str(), &route, status.as_u16());
+    state
+        .metrics
+        .record_request(method.as_str(), &route, status.as_u16());
     span.in_scope(|| {
-        tracing::debug!(status = status.as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "Request handled");
+        tracing::debug!(
+            status = status.as_u16(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Request handled"
+        );
     });
     if status.is_client_error() || status.is_server_error() {
         return with_request_id(response, &request_id).await;
@@ -302,10 +407,16 @@ async fn with_request_id(response: Response, request_id: &str) -> Response {
         Err(_) => return Response::from_parts(parts, axum::body::Body::from(bytes)),
     };
     if let Some(err) = value.get_mut("error").and_then(|e| e.as_object_mut()) {
-        err.insert("request_id".into(), serde_json::Value::String(request_id.to_owned()));
+        err.insert(
+            "request_id".into(),
+            serde_json::Value::String(request_id.to_owned()),
+        );
     }
     let body = serde_json::to_vec(&value).unwrap_or_else(|_| bytes.to_vec());
     parts.headers.remove(axum::http::header::CONTENT_LENGTH);
-    parts.headers.insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     Response::from_parts(parts, axum::body::Body::from(body))
 }

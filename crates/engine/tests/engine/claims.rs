@@ -29,12 +29,26 @@ async fn thousand(env: Env) {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
     loop {
         let counts = env.store.runs_count_by_state().await.unwrap();
-        let completed = counts.iter().find(|(s, _)| *s == RunState::Completed).map_or(0, |(_, n)| *n);
+        let completed = counts
+            .iter()
+            .find(|(s, _)| *s == RunState::Completed)
+            .map_or(0, |(_, n)| *n);
         if completed == 1000 {
             break;
         }
         if tokio::time::Instant::now() > deadline {
-            let stuck = env.store.runs_list(env.ws, &ferry_store::RunFilter { state: Some(RunState::Crashed), limit: 1, ..Default::default() }).await.unwrap();
+            let stuck = env
+                .store
+                .runs_list(
+                    env.ws,
+                    &ferry_store::RunFilter {
+                        state: Some(RunState::Crashed),
+                        limit: 1,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
             let events = match stuck.items.first() {
                 Some(r) => format!("{:#?}", env.store.run_events(env.ws, r.id).await.unwrap()),
                 None => String::new(),
@@ -55,7 +69,12 @@ async fn thousand(env: Env) {
     assert_eq!(seen, ids);
     // Each run was claimed exactly once: one scheduled -> pending event.
     for id in ids.iter().take(50) {
-        let claims = env.path(*id).await.into_iter().filter(|(f, t)| *f == Some(RunState::Scheduled) && *t == RunState::Pending).count();
+        let claims = env
+            .path(*id)
+            .await
+            .into_iter()
+            .filter(|(f, t)| *f == Some(RunState::Scheduled) && *t == RunState::Pending)
+            .count();
         assert_eq!(claims, 1, "run {id}");
     }
 }

@@ -10,7 +10,12 @@ use crate::support::Env;
 
 both_backends!(completes_with_result_events_and_logs, completes);
 async fn completes(env: Env) {
-    let run = env.submit(&env.managed, json!({"result": {"answer": 42}, "log": ["hello", "world"]})).await;
+    let run = env
+        .submit(
+            &env.managed,
+            json!({"result": {"answer": 42}, "log": ["hello", "world"]}),
+        )
+        .await;
     let h = env.start("s1");
     let done = env.wait_for(run.id, Completed).await;
     h.stop().await;
@@ -18,7 +23,12 @@ async fn completes(env: Env) {
     assert!(done.started_at.is_some() && done.ended_at.is_some());
     assert_eq!(
         env.path(run.id).await,
-        vec![(None, Scheduled), (Some(Scheduled), Pending), (Some(Pending), Running), (Some(Running), Completed)]
+        vec![
+            (None, Scheduled),
+            (Some(Scheduled), Pending),
+            (Some(Pending), Running),
+            (Some(Running), Completed)
+        ]
     );
     let logs = env.store.run_logs(env.ws, run.id, 0, 100).await.unwrap();
     let lines: Vec<_> = logs.lines.iter().map(|l| l.line.line.as_str()).collect();
@@ -38,7 +48,14 @@ async fn fails(env: Env) {
 
 both_backends!(a_crash_is_retried_then_ends_crashed, crash_retries);
 async fn crash_retries(env: Env) {
-    let run = env.submit_with(&env.managed, json!({"crash": "host died"}), PoolLimits::default(), 1).await;
+    let run = env
+        .submit_with(
+            &env.managed,
+            json!({"crash": "host died"}),
+            PoolLimits::default(),
+            1,
+        )
+        .await;
     let h = env.start("s1");
     let done = env.wait_for(run.id, Crashed).await;
     h.stop().await;
@@ -64,7 +81,14 @@ async fn cancel_running(env: Env) {
 both_backends!(cancel_before_claim_never_runs, cancel_scheduled);
 async fn cancel_scheduled(env: Env) {
     let run = env.submit(&env.managed, json!({})).await;
-    assert_eq!(env.store.run_request_cancel(env.ws, run.id).await.unwrap().state, Cancelled);
+    assert_eq!(
+        env.store
+            .run_request_cancel(env.ws, run.id)
+            .await
+            .unwrap()
+            .state,
+        Cancelled
+    );
     let h = env.start("s1");
     tokio::time::sleep(Duration::from_millis(200)).await;
     h.stop().await;
@@ -73,8 +97,13 @@ async fn cancel_scheduled(env: Env) {
 
 both_backends!(a_flow_past_its_timeout_fails_with_timeout, timeout);
 async fn timeout(env: Env) {
-    let limits = PoolLimits { timeout_s: Some(1), ..Default::default() };
-    let run = env.submit_with(&env.managed, json!({"sleep_ms": 60_000}), limits, 0).await;
+    let limits = PoolLimits {
+        timeout_s: Some(1),
+        ..Default::default()
+    };
+    let run = env
+        .submit_with(&env.managed, json!({"sleep_ms": 60_000}), limits, 0)
+        .await;
     let h = env.start("s1");
     let done = env.wait_for(run.id, Failed).await;
     h.stop().await;
@@ -87,7 +116,11 @@ async fn waits(env: Env) {
     // A scheduler with only the managed executor.
     let mut executors = env.executors();
     executors.push.clear();
-    let s = ferry_engine::Scheduler::new(env.store.clone(), executors, crate::support::fast_config("s1"));
+    let s = ferry_engine::Scheduler::new(
+        env.store.clone(),
+        executors,
+        crate::support::fast_config("s1"),
+    );
     let h = s.start();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(env.run(run.id).await.state, Scheduled);

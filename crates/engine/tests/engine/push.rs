@@ -12,9 +12,15 @@ async fn completes(env: Env) {
     let h = env.start("s1");
     let done = env.wait_for(run.id, Completed).await;
     h.stop().await;
-    assert_eq!(done.infrastructure, Some(json!({"task": format!("fake-task/{}/1", run.id)})));
+    assert_eq!(
+        done.infrastructure,
+        Some(json!({"task": format!("fake-task/{}/1", run.id)}))
+    );
     assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)]);
-    assert!(done.submit_intent.is_some(), "the intent is stored before the submission");
+    assert!(
+        done.submit_intent.is_some(),
+        "the intent is stored before the submission"
+    );
 }
 
 both_backends!(a_job_that_fails_fails, fails);
@@ -28,7 +34,14 @@ async fn fails(env: Env) {
 
 both_backends!(a_refused_submission_fails_without_retry, refused);
 async fn refused(env: Env) {
-    let run = env.submit_with(&env.ecs, json!({"reject": "no such cluster"}), PoolLimits::default(), 3).await;
+    let run = env
+        .submit_with(
+            &env.ecs,
+            json!({"reject": "no such cluster"}),
+            PoolLimits::default(),
+            3,
+        )
+        .await;
     let h = env.start("s1");
     let done = env.wait_for(run.id, Failed).await;
     h.stop().await;
@@ -47,10 +60,18 @@ async fn cancel(env: Env) {
     h.stop().await;
 }
 
-both_backends!(max_runtime_stops_the_task_and_fails_with_timeout, max_runtime);
+both_backends!(
+    max_runtime_stops_the_task_and_fails_with_timeout,
+    max_runtime
+);
 async fn max_runtime(env: Env) {
-    let limits = PoolLimits { timeout_s: Some(1), ..Default::default() };
-    let run = env.submit_with(&env.ecs, json!({"polls": 1_000_000}), limits, 0).await;
+    let limits = PoolLimits {
+        timeout_s: Some(1),
+        ..Default::default()
+    };
+    let run = env
+        .submit_with(&env.ecs, json!({"polls": 1_000_000}), limits, 0)
+        .await;
     let h = env.start("s1");
     let done = env.wait_for(run.id, Failed).await;
     h.stop().await;

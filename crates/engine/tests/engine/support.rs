@@ -57,10 +57,28 @@ pub struct Env {
 
 impl Env {
     async fn new(store: Store, url: String) -> Env {
-        let ws = store.workspace_create(&Name::parse("acme").unwrap()).await.unwrap().id;
-        let managed = store.pool_create(ws, &new_pool("sbx", PoolType::Managed, 0)).await.unwrap();
-        let ecs = store.pool_create(ws, &new_pool("ecs", PoolType::Ecs, 0)).await.unwrap();
-        Env { store, url, ws, managed, ecs, runner: FakeFlowRunner::default(), cloud: FakePushBackend::default() }
+        let ws = store
+            .workspace_create(&Name::parse("acme").unwrap())
+            .await
+            .unwrap()
+            .id;
+        let managed = store
+            .pool_create(ws, &new_pool("sbx", PoolType::Managed, 0))
+            .await
+            .unwrap();
+        let ecs = store
+            .pool_create(ws, &new_pool("ecs", PoolType::Ecs, 0))
+            .await
+            .unwrap();
+        Env {
+            store,
+            url,
+            ws,
+            managed,
+            ecs,
+            runner: FakeFlowRunner::default(),
+            cloud: FakePushBackend::default(),
+        }
     }
 
     pub fn executors(&self) -> Executors {
@@ -80,11 +98,19 @@ impl Env {
     }
 
     pub async fn submit(&self, pool: &Pool, parameters: Value) -> Run {
-        self.submit_with(pool, parameters, PoolLimits::default(), 0).await
+        self.submit_with(pool, parameters, PoolLimits::default(), 0)
+            .await
     }
 
-    pub async fn submit_with(&self, pool: &Pool, parameters: Value, limits: PoolLimits, max_retries: u32) -> Run {
-        let artifact = (pool.pool_type == PoolType::Managed).then(|| format!("sha256:{}", "a".repeat(64)));
+    pub async fn submit_with(
+        &self,
+        pool: &Pool,
+        parameters: Value,
+        limits: PoolLimits,
+        max_retries: u32,
+    ) -> Run {
+        let artifact =
+            (pool.pool_type == PoolType::Managed).then(|| format!("sha256:{}", "a".repeat(64)));
         let new = NewRun {
             workspace_id: self.ws,
             pool_id: pool.id,
@@ -122,7 +148,10 @@ impl Env {
     /// The (from, to) pairs of a run's events.
     pub async fn path(&self, id: RunId) -> Vec<(Option<RunState>, RunState)> {
         let events = self.store.run_events(self.ws, id).await.unwrap();
-        events.into_iter().map(|e| (e.from_state, e.to_state)).collect()
+        events
+            .into_iter()
+            .map(|e| (e.from_state, e.to_state))
+            .collect()
     }
 }
 

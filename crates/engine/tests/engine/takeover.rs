@@ -9,7 +9,10 @@ use serde_json::json;
 use crate::both_backends;
 use crate::support::Env;
 
-both_backends!(a_managed_run_of_a_dead_scheduler_is_taken_over_and_crashed, managed_takeover);
+both_backends!(
+    a_managed_run_of_a_dead_scheduler_is_taken_over_and_crashed,
+    managed_takeover
+);
 async fn managed_takeover(env: Env) {
     let run = env.submit(&env.managed, json!({"sleep_ms": 60_000})).await;
     let a = env.start("dead");
@@ -20,7 +23,10 @@ async fn managed_takeover(env: Env) {
     let done = env.wait_for(run.id, Crashed).await;
     b.stop().await;
     assert_eq!(done.state_reason, Some(FailureReason::WorkerLost));
-    assert!(done.generation > running.generation, "the takeover fenced the dead owner out");
+    assert!(
+        done.generation > running.generation,
+        "the takeover fenced the dead owner out"
+    );
     let dead_write = env
         .store
         .run_transition(&ferry_store::Transition {
@@ -35,10 +41,16 @@ async fn managed_takeover(env: Env) {
             infrastructure: None,
         })
         .await;
-    assert!(dead_write.is_err(), "a write at the old generation must be refused");
+    assert!(
+        dead_write.is_err(),
+        "a write at the old generation must be refused"
+    );
 }
 
-both_backends!(a_pushed_run_of_a_dead_scheduler_is_watched_by_the_next, push_takeover);
+both_backends!(
+    a_pushed_run_of_a_dead_scheduler_is_watched_by_the_next,
+    push_takeover
+);
 async fn push_takeover(env: Env) {
     let run = env.submit(&env.ecs, json!({"polls": 40})).await;
     let a = env.start("dead");
@@ -47,14 +59,22 @@ async fn push_takeover(env: Env) {
     let b = env.start("heir");
     let done = env.wait_for(run.id, Completed).await;
     b.stop().await;
-    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)], "submitted exactly once");
+    assert_eq!(
+        env.cloud.journal.entries(),
+        vec![(run.id, 1)],
+        "submitted exactly once"
+    );
     assert_eq!(done.lease_owner, None);
 }
 
 /// Claims the run as a scheduler that then dies, leaving the lease to expire at once.
 async fn claim_as_dead_owner(env: &Env) -> ferry_store::Run {
     let now = Utc::now();
-    let claimed = env.store.runs_claim("dead", now, now, 10, &[PoolType::Ecs]).await.unwrap();
+    let claimed = env
+        .store
+        .runs_claim("dead", now, now, 10, &[PoolType::Ecs])
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     claimed.into_iter().next().unwrap()
 }
@@ -76,11 +96,17 @@ fn job_of(env: &Env, run: &ferry_store::Run) -> RunJob {
     }
 }
 
-both_backends!(killed_after_the_cloud_call_resumes_without_a_duplicate, killed_after_submit);
+both_backends!(
+    killed_after_the_cloud_call_resumes_without_a_duplicate,
+    killed_after_submit
+);
 async fn killed_after_submit(env: Env) {
     let run = env.submit(&env.ecs, json!({"polls": 2})).await;
     let claimed = claim_as_dead_owner(&env).await;
-    env.store.run_record_intent(run.id, claimed.generation, &json!({"attempt": 1})).await.unwrap();
+    env.store
+        .run_record_intent(run.id, claimed.generation, &json!({"attempt": 1}))
+        .await
+        .unwrap();
     // The cloud accepted the task; the scheduler died before recording it.
     env.cloud.submit(&job_of(&env, &claimed)).await.unwrap();
     let h = env.start("heir");
@@ -90,11 +116,17 @@ async fn killed_after_submit(env: Env) {
     assert!(env.cloud.journal.duplicates().is_empty());
 }
 
-both_backends!(killed_between_intent_and_cloud_call_submits_once, killed_before_submit);
+both_backends!(
+    killed_between_intent_and_cloud_call_submits_once,
+    killed_before_submit
+);
 async fn killed_before_submit(env: Env) {
     let run = env.submit(&env.ecs, json!({"polls": 2})).await;
     let claimed = claim_as_dead_owner(&env).await;
-    env.store.run_record_intent(run.id, claimed.generation, &json!({"attempt": 1})).await.unwrap();
+    env.store
+        .run_record_intent(run.id, claimed.generation, &json!({"attempt": 1}))
+        .await
+        .unwrap();
     let h = env.start("heir");
     env.wait_for(run.id, Completed).await;
     h.stop().await;

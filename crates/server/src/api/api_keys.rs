@@ -41,7 +41,13 @@ pub struct KeyView {
 
 impl From<ApiKey> for KeyView {
     fn from(k: ApiKey) -> Self {
-        KeyView { id: k.id.to_string(), role: k.role.as_str().to_owned(), prefix: k.prefix, created_at: k.created_at, revoked_at: k.revoked_at }
+        KeyView {
+            id: k.id.to_string(),
+            role: k.role.as_str().to_owned(),
+            prefix: k.prefix,
+            created_at: k.created_at,
+            revoked_at: k.revoked_at,
+        }
     }
 }
 
@@ -51,7 +57,11 @@ pub struct KeyList {
 }
 
 pub fn parse_role(s: &str) -> Result<Role, ApiError> {
-    Role::parse(s).ok_or_else(|| ApiError::invalid(format!("role {s:?} is not one of admin, developer, runner, viewer")))
+    Role::parse(s).ok_or_else(|| {
+        ApiError::invalid(format!(
+            "role {s:?} is not one of admin, developer, runner, viewer"
+        ))
+    })
 }
 
 /// Mint a key for this workspace (admin).
@@ -64,20 +74,31 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     caller.require(Action::ApiKeyWrite)?;
     let role = parse_role(&body.role)?;
-    let (key, secret) = crate::keys::api_key_mint(&state.store, &state.pepper, caller.workspace_id, role).await?;
+    let (key, secret) =
+        crate::keys::api_key_mint(&state.store, &state.pepper, caller.workspace_id, role).await?;
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %key.id, role = %role, "API key minted");
     Ok((
         StatusCode::CREATED,
-        Json(KeyCreated { id: key.id.to_string(), role: role.as_str().to_owned(), key: secret.expose_secret().to_owned(), created_at: key.created_at }),
+        Json(KeyCreated {
+            id: key.id.to_string(),
+            role: role.as_str().to_owned(),
+            key: secret.expose_secret().to_owned(),
+            created_at: key.created_at,
+        }),
     ))
 }
 
 /// List this workspace's keys (never the secrets).
 #[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", responses((status = 200, body = KeyList)), security(("api_key" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<KeyList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<KeyList>, ApiError> {
     caller.require(Action::ApiKeyWrite)?;
     let keys = state.store.api_keys_list(caller.workspace_id).await?;
-    Ok(Json(KeyList { items: keys.into_iter().map(Into::into).collect() }))
+    Ok(Json(KeyList {
+        items: keys.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Revoke a key: it stops working at once.

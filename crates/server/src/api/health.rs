@@ -30,7 +30,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(error) => {
             tracing::warn!(error = %error, "Not ready: database unavailable");
-            (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "unavailable", "reason": "database"})))
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable", "reason": "database"})),
+            )
         }
     }
 }
@@ -39,7 +42,10 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let runs = match state.store.runs_count_by_state().await {
-        Ok(counts) => counts.into_iter().map(|(s, n)| (s.as_str().to_owned(), n)).collect(),
+        Ok(counts) => counts
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_owned(), n))
+            .collect(),
         Err(error) => {
             tracing::warn!(error = %error, "Run counts unavailable for /metrics");
             Vec::new()

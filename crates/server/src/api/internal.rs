@@ -29,7 +29,11 @@ pub struct WorkspaceView {
 
 impl From<Workspace> for WorkspaceView {
     fn from(w: Workspace) -> Self {
-        WorkspaceView { id: w.id.to_string(), name: w.name.to_string(), created_at: w.created_at }
+        WorkspaceView {
+            id: w.id.to_string(),
+            name: w.name.to_string(),
+            created_at: w.created_at,
+        }
     }
 }
 
@@ -54,8 +58,17 @@ pub async fn workspace_create(
 
 /// List workspaces.
 #[utoipa::path(get, path = "/internal/v1/workspaces", tag = "internal", responses((status = 200, body = WorkspaceList)), security(("internal_token" = [])))]
-pub async fn workspaces_list(State(state): State<AppState>, _: Internal) -> Result<Json<WorkspaceList>, ApiError> {
-    let items = state.store.workspaces_list().await?.into_iter().map(Into::into).collect();
+pub async fn workspaces_list(
+    State(state): State<AppState>,
+    _: Internal,
+) -> Result<Json<WorkspaceList>, ApiError> {
+    let items = state
+        .store
+        .workspaces_list()
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(WorkspaceList { items }))
 }
 
@@ -75,6 +88,11 @@ pub async fn api_key_create(
     tracing::info!(workspace_id = %ws.id, key_id = %key.id, role = %role, "API key minted");
     Ok((
         StatusCode::CREATED,
-        Json(KeyCreated { id: key.id.to_string(), role: role.as_str().to_owned(), key: secret.expose_secret().to_owned(), created_at: key.created_at }),
+        Json(KeyCreated {
+            id: key.id.to_string(),
+            role: role.as_str().to_owned(),
+            key: secret.expose_secret().to_owned(),
+            created_at: key.created_at,
+        }),
     ))
 }

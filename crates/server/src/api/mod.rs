@@ -23,7 +23,10 @@ use crate::state::AppState;
 pub fn public_router() -> Router<AppState> {
     Router::new()
         .route("/v1/pools", post(pools::create).get(pools::list))
-        .route("/v1/pools/{name}", get(pools::show).patch(pools::update).delete(pools::delete))
+        .route(
+            "/v1/pools/{name}",
+            get(pools::show).patch(pools::update).delete(pools::delete),
+        )
         .route("/v1/runs", post(runs::create).get(runs::list))
         .route("/v1/runs/{id}", get(runs::show))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
@@ -37,8 +40,14 @@ pub fn public_router() -> Router<AppState> {
 /// The internal listener's routes.
 pub fn internal_router() -> Router<AppState> {
     Router::new()
-        .route("/internal/v1/workspaces", post(internal::workspace_create).get(internal::workspaces_list))
-        .route("/internal/v1/workspaces/{id}/api-keys", post(internal::api_key_create))
+        .route(
+            "/internal/v1/workspaces",
+            post(internal::workspace_create).get(internal::workspaces_list),
+        )
+        .route(
+            "/internal/v1/workspaces/{id}/api-keys",
+            post(internal::api_key_create),
+        )
         .merge(health::router())
 }
 
@@ -65,9 +74,10 @@ fn json_rejection(r: JsonRejection) -> ApiError {
             "unsupported_media_type",
             "send the body as JSON with `Content-Type: application/json`",
         ),
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {}", detail(&text)))
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(
+            "malformed_json",
+            format!("the body is not valid JSON: {}", detail(&text)),
+        ),
         JsonRejection::JsonDataError(_) => ApiError::invalid(detail(&text)),
         _ if status == StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -97,7 +107,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
             .await
             .map(|q| ApiQuery(q.0))
             .map_err(|r: QueryRejection| {
-                ApiError::bad_request("invalid_query", r.body_text().replace("Failed to deserialize query string: ", ""))
+                ApiError::bad_request(
+                    "invalid_query",
+                    r.body_text()
+                        .replace("Failed to deserialize query string: ", ""),
+                )
             })
     }
 }

@@ -106,7 +106,9 @@ pub struct PoolList {
 }
 
 fn check_limits(limits: &PoolLimits) -> Result<(), ApiError> {
-    limits.validate().map_err(|e| ApiError::invalid(format!("limits.{e}")))
+    limits
+        .validate()
+        .map_err(|e| ApiError::invalid(format!("limits.{e}")))
 }
 
 fn check_template(template: &Value) -> Result<(), ApiError> {
@@ -119,14 +121,18 @@ fn check_template(template: &Value) -> Result<(), ApiError> {
 
 fn check_retries(n: u32) -> Result<(), ApiError> {
     if n > MAX_RETRIES_CEILING {
-        return Err(ApiError::invalid(format!("max_retries must be at most {MAX_RETRIES_CEILING} (got {n})")));
+        return Err(ApiError::invalid(format!(
+            "max_retries must be at most {MAX_RETRIES_CEILING} (got {n})"
+        )));
     }
     Ok(())
 }
 
 fn check_concurrency(n: u32) -> Result<(), ApiError> {
     if n == 0 {
-        return Err(ApiError::invalid("concurrency_limit must be at least 1 (pause the pool to stop it)"));
+        return Err(ApiError::invalid(
+            "concurrency_limit must be at least 1 (pause the pool to stop it)",
+        ));
     }
     Ok(())
 }
@@ -143,16 +149,25 @@ pub async fn create(
     caller.require(Action::PoolWrite)?;
     let name = parse_name("name", &body.name)?;
     let pool_type = PoolType::parse(&body.pool_type).ok_or_else(|| {
-        ApiError::invalid(format!("type {:?} is not one of managed, cloud-run, ecs", body.pool_type))
+        ApiError::invalid(format!(
+            "type {:?} is not one of managed, cloud-run, ecs",
+            body.pool_type
+        ))
     })?;
     let limits = body.limits.unwrap_or_default();
     check_limits(&limits)?;
     let job_template = body.job_template.unwrap_or_else(|| serde_json::json!({}));
     check_template(&job_template)?;
-    let credential = body.credential.as_deref().map(|c| parse_name("credential", c)).transpose()?;
+    let credential = body
+        .credential
+        .as_deref()
+        .map(|c| parse_name("credential", c))
+        .transpose()?;
     match (pool_type.is_push(), &credential) {
         (true, None) => {
-            return Err(ApiError::invalid(format!("a {pool_type} pool needs a credential: name one of this workspace's credentials")));
+            return Err(ApiError::invalid(format!(
+                "a {pool_type} pool needs a credential: name one of this workspace's credentials"
+            )));
         }
         (false, Some(_)) => return Err(ApiError::invalid("a managed pool takes no credential")),
         _ => {}
@@ -179,10 +194,15 @@ pub async fn create(
 
 /// List the workspace's pools.
 #[utoipa::path(get, path = "/v1/pools", tag = "pools", responses((status = 200, body = PoolList)), security(("api_key" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<PoolList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<PoolList>, ApiError> {
     caller.require(Action::PoolRead)?;
     let pools = state.store.pools_list(caller.workspace_id).await?;
-    Ok(Json(PoolList { items: pools.into_iter().map(Into::into).collect() }))
+    Ok(Json(PoolList {
+        items: pools.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Show a pool.
@@ -195,7 +215,13 @@ pub async fn show(
 ) -> Result<Json<PoolView>, ApiError> {
     caller.require(Action::PoolRead)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
-    Ok(Json(state.store.pool_get(caller.workspace_id, &name).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .pool_get(caller.workspace_id, &name)
+            .await?
+            .into(),
+    ))
 }
 
 /// Change a pool's limits, template, concurrency, retries or pause.
@@ -229,7 +255,10 @@ pub async fn update(
         max_retries: body.max_retries,
         paused: body.paused,
     };
-    let pool = state.store.pool_update(caller.workspace_id, &name, &patch).await?;
+    let pool = state
+        .store
+        .pool_update(caller.workspace_id, &name, &patch)
+        .await?;
     if let Some(s) = &state.scheduler {
         s.notify_submitted();
     }

@@ -165,7 +165,12 @@ pub struct LogLineView {
 
 impl From<StoredLogLine> for LogLineView {
     fn from(l: StoredLogLine) -> Self {
-        LogLineView { seq: l.seq, ts: l.line.ts, stream: l.line.stream.as_str().to_owned(), line: l.line.line }
+        LogLineView {
+            seq: l.seq,
+            ts: l.line.ts,
+            stream: l.line.stream.as_str().to_owned(),
+            line: l.line.line,
+        }
     }
 }
 
@@ -193,17 +198,21 @@ fn parse_run_id(s: &str) -> Result<RunId, ApiError> {
 
 fn check_artifact(pool_type: PoolType, artifact: Option<&str>) -> Result<(), ApiError> {
     match (pool_type, artifact) {
-        (PoolType::Managed, None) => {
-            Err(ApiError::invalid("a run of a managed pool needs an artifact: \"sha256:<hex>\" of an uploaded flow"))
-        }
+        (PoolType::Managed, None) => Err(ApiError::invalid(
+            "a run of a managed pool needs an artifact: \"sha256:<hex>\" of an uploaded flow",
+        )),
         (PoolType::Managed, Some(a)) => {
-            let ok = a
-                .strip_prefix("sha256:")
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            let ok = a.strip_prefix("sha256:").is_some_and(|h| {
+                h.len() == 64
+                    && h.bytes()
+                        .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            });
             if ok {
                 Ok(())
             } else {
-                Err(ApiError::invalid(format!("artifact {a:?} must look like \"sha256:<64 lowercase hex digits>\"")))
+                Err(ApiError::invalid(format!(
+                    "artifact {a:?} must look like \"sha256:<64 lowercase hex digits>\""
+                )))
             }
         }
         (_, Some(_)) => Err(ApiError::invalid(format!(
@@ -236,29 +245,46 @@ pub async fn create(
     let pool = match state.store.pool_get(caller.workspace_id, &pool_name).await {
         Ok(p) => p,
         Err(ferry_store::Error::NotFound { .. }) => {
-            return Err(ApiError::invalid(format!("pool {:?} does not exist in this workspace", body.pool)));
+            return Err(ApiError::invalid(format!(
+                "pool {:?} does not exist in this workspace",
+                body.pool
+            )));
         }
         Err(e) => return Err(e.into()),
     };
     check_artifact(pool.pool_type, body.artifact.as_deref())?;
     let parameters = object_or_empty("parameters", body.parameters)?;
     let job_variables = object_or_empty("job_variables", body.job_variables)?;
-    if pool.pool_type == PoolType::Managed && job_variables.as_object().is_some_and(|o| !o.is_empty()) {
-        return Err(ApiError::invalid("a run of a managed pool takes no job_variables; use limits or parameters"));
+    if pool.pool_type == PoolType::Managed
+        && job_variables.as_object().is_some_and(|o| !o.is_empty())
+    {
+        return Err(ApiError::invalid(
+            "a run of a managed pool takes no job_variables; use limits or parameters",
+        ));
     }
     let mut limits = body.limits.unwrap_or_default();
-    limits.validate().map_err(|e| ApiError::invalid(format!("limits.{e}")))?;
+    limits
+        .validate()
+        .map_err(|e| ApiError::invalid(format!("limits.{e}")))?;
     if let Some(t) = body.timeout_s {
         if limits.timeout_s.is_some_and(|lt| lt != t) {
-            return Err(ApiError::invalid("timeout_s and limits.timeout_s disagree; give one"));
+            return Err(ApiError::invalid(
+                "timeout_s and limits.timeout_s disagree; give one",
+            ));
         }
         limits.timeout_s = Some(t);
-        limits.validate().map_err(|e| ApiError::invalid(e.to_string()))?;
+        limits
+            .validate()
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
     }
-    pool.limits.narrowed_by(&limits).map_err(|e| ApiError::invalid(e.to_string()))?;
+    pool.limits
+        .narrowed_by(&limits)
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let max_retries = body.max_retries.unwrap_or(pool.max_retries);
     if max_retries > MAX_RETRIES_CEILING {
-        return Err(ApiError::invalid(format!("max_retries must be at most {MAX_RETRIES_CEILING} (got {max_retries})")));
+        return Err(ApiError::invalid(format!(
+            "max_retries must be at most {MAX_RETRIES_CEILING} (got {max_retries})"
+        )));
     }
     let idempotency_key = body
         .idempotency_key
@@ -310,7 +336,10 @@ pub async fn list(
     let pool = q
         .pool
         .as_deref()
-        .map(|p| ferry_core::Name::parse(p).map_err(|e| ApiError::bad_request("invalid_query", format!("pool {p:?} {e}"))))
+        .map(|p| {
+            ferry_core::Name::parse(p)
+                .map_err(|e| ApiError::bad_request("invalid_query", format!("pool {p:?} {e}")))
+        })
         .transpose()?;
     let run_state = q
         .state
@@ -323,12 +352,23 @@ pub async fn list(
         .transpose()?;
     if let Some(l) = q.limit {
         if !(1..=500).contains(&l) {
-            return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and 500 (got {l})")));
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit must be between 1 and 500 (got {l})"),
+            ));
         }
     }
-    let filter = RunFilter { pool, state: run_state, limit: q.limit.unwrap_or(50), cursor: q.cursor };
+    let filter = RunFilter {
+        pool,
+        state: run_state,
+        limit: q.limit.unwrap_or(50),
+        cursor: q.cursor,
+    };
     let page = state.store.runs_list(caller.workspace_id, &filter).await?;
-    Ok(Json(RunList { items: page.items.into_iter().map(Into::into).collect(), next_cursor: page.next_cursor }))
+    Ok(Json(RunList {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
 /// Show a run.
@@ -341,7 +381,9 @@ pub async fn show(
 ) -> Result<Json<RunView>, ApiError> {
     caller.require(Action::RunRead)?;
     let id = parse_run_id(&id)?;
-    Ok(Json(state.store.run_get(caller.workspace_id, id).await?.into()))
+    Ok(Json(
+        state.store.run_get(caller.workspace_id, id).await?.into(),
+    ))
 }
 
 /// Cancel a run: a scheduled run is cancelled at once; a started one is stopped, then
@@ -356,7 +398,10 @@ pub async fn cancel(
 ) -> Result<(StatusCode, Json<RunView>), ApiError> {
     caller.require(Action::RunCancel)?;
     let id = parse_run_id(&id)?;
-    let run = state.store.run_request_cancel(caller.workspace_id, id).await?;
+    let run = state
+        .store
+        .run_request_cancel(caller.workspace_id, id)
+        .await?;
     tracing::info!(run_id = %id, state = %run.state, "Run cancel requested");
     if let Some(s) = &state.scheduler {
         s.notify_cancel_requested();
@@ -375,7 +420,9 @@ pub async fn events(
     caller.require(Action::RunRead)?;
     let id = parse_run_id(&id)?;
     let events = state.store.run_events(caller.workspace_id, id).await?;
-    Ok(Json(EventList { items: events.into_iter().map(Into::into).collect() }))
+    Ok(Json(EventList {
+        items: events.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// A run's log; with `follow=true`, server-sent events (`line`, then one `end`).
@@ -392,16 +439,28 @@ pub async fn logs(
     let after = q.after.unwrap_or(0);
     let limit = q.limit.unwrap_or(1000);
     if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::bad_request("invalid_query", format!("limit must be between 1 and 10000 (got {limit})")));
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            format!("limit must be between 1 and 10000 (got {limit})"),
+        ));
     }
     // Checks the run exists in this workspace before anything streams.
-    let page = state.store.run_logs(caller.workspace_id, id, after, limit).await?;
+    let page = state
+        .store
+        .run_logs(caller.workspace_id, id, after, limit)
+        .await?;
     if q.follow != Some(true) {
         let lines = page.lines.into_iter().map(Into::into).collect();
-        return Ok(Json(LogsView { lines, truncated: page.truncated }).into_response());
+        return Ok(Json(LogsView {
+            lines,
+            truncated: page.truncated,
+        })
+        .into_response());
     }
     let stream = follow(state, caller, id, after);
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))).into_response())
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 /// Streams a run's log lines until the run has ended and every line was sent.
@@ -418,7 +477,11 @@ fn follow(
                 Ok(r) => r,
                 Err(_) => return,
             };
-            let page = match state.store.run_logs(caller.workspace_id, id, after, 1000).await {
+            let page = match state
+                .store
+                .run_logs(caller.workspace_id, id, after, 1000)
+                .await
+            {
                 Ok(p) => p,
                 Err(_) => return,
             };
@@ -427,13 +490,20 @@ fn follow(
                 after = line.seq;
                 let view = LogLineView::from(line);
                 let data = serde_json::to_string(&view).unwrap_or_default();
-                if tx.send(Event::default().event("line").data(data)).await.is_err() {
+                if tx
+                    .send(Event::default().event("line").data(data))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
             if run.state.is_terminal() && !full {
-                let end = serde_json::json!({"state": run.state.as_str(), "truncated": page.truncated});
-                let _ = tx.send(Event::default().event("end").data(end.to_string())).await;
+                let end =
+                    serde_json::json!({"state": run.state.as_str(), "truncated": page.truncated});
+                let _ = tx
+                    .send(Event::default().event("end").data(end.to_string()))
+                    .await;
                 return;
             }
             if !full {
@@ -451,5 +521,8 @@ where
 {
     let (tx, rx) = tokio::sync::mpsc::channel(64);
     tokio::spawn(f(tx));
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) })
+    futures::stream::unfold(
+        rx,
+        |mut rx| async move { rx.recv().await.map(|e| (Ok(e), rx)) },
+    )
 }

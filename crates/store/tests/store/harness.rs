@@ -89,7 +89,9 @@ where
             };
             let outcome = AssertUnwindSafe(test(db)).catch_unwind().await;
             store.close().await;
-            ferry_store::testing::drop_postgres_database(&name).await.unwrap();
+            ferry_store::testing::drop_postgres_database(&name)
+                .await
+                .unwrap();
             if let Err(panic) = outcome {
                 std::panic::resume_unwind(panic);
             }
