@@ -110,13 +110,28 @@ impl Reply {
     /// Asserts the documented error shape: this status and code, a message, and a request
     /// id equal to the `x-request-id` header.
     pub fn assert_error(&self, status: u16, code: &str) -> &Self {
-        assert_eq!(self.status, status, "want HTTP {status} {code}, got {self:#?}");
+        assert_eq!(
+            self.status, status,
+            "want HTTP {status} {code}, got {self:#?}"
+        );
         assert_eq!(self.code(), code, "{self:#?}");
-        assert!(!self.message().is_empty(), "error without a message: {self:#?}");
-        let header = self.headers.get("x-request-id").and_then(|v| v.to_str().ok());
+        assert!(
+            !self.message().is_empty(),
+            "error without a message: {self:#?}"
+        );
+        let header = self
+            .headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok());
         let in_body = self.body["error"]["request_id"].as_str();
-        assert!(header.is_some_and(|h| !h.is_empty()), "no x-request-id header: {self:#?}");
-        assert_eq!(in_body, header, "error.request_id must equal the x-request-id header");
+        assert!(
+            header.is_some_and(|h| !h.is_empty()),
+            "no x-request-id header: {self:#?}"
+        );
+        assert_eq!(
+            in_body, header,
+            "error.request_id must equal the x-request-id header"
+        );
         self
     }
 
@@ -133,7 +148,7 @@ impl Reply {
     }
 }
 
-/// Sends a raw request to `base` + `path`, with `token` as bearer (if any) and `body` as JSON.
+/// Sends a raw request to `url`, with `token` as bearer (if any) and `body` as JSON.
 pub async fn call(
     http: &reqwest::Client,
     method: &str,
@@ -244,7 +259,9 @@ pub async fn spawn_app() -> App {
             .into_iter()
             .collect(),
     };
-    let server = ferry_server::Server::start(config, executors).await.unwrap();
+    let server = ferry_server::Server::start(config, executors)
+        .await
+        .unwrap();
     let url = server.public_url();
     let internal_url = server.internal_url();
     let internal_token = server.internal_token.expose_secret().to_owned();
@@ -297,13 +314,27 @@ impl App {
     }
 
     /// A raw request to the public listener.
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Reply {
-        call(&self.http, method, &format!("{}{path}", self.url), token, body).await
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> Reply {
+        call(
+            &self.http,
+            method,
+            &format!("{}{path}", self.url),
+            token,
+            body,
+        )
+        .await
     }
 
     /// A raw request to the public listener with acme's admin key.
     pub async fn call_admin(&self, method: &str, path: &str, body: Option<&str>) -> Reply {
-        self.call(method, path, Some(self.acme.key("admin")), body).await
+        self.call(method, path, Some(self.acme.key("admin")), body)
+            .await
     }
 
     /// Creates a managed pool in acme.
@@ -385,12 +416,24 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 impl FerryProcess {
     /// Runs `ferry serve` in `cwd` with `args` added and `env` set; output goes to
     /// `<logs>/<name>.stdout` and `.stderr`. Returns once both listeners are announced.
-    pub async fn serve(cwd: &Path, logs: &Path, name: &str, args: &[&str], env: &[(&str, &str)]) -> FerryProcess {
+    pub async fn serve(
+        cwd: &Path,
+        logs: &Path,
+        name: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> FerryProcess {
         let stdout = logs.join(format!("{name}.stdout"));
         let stderr = logs.join(format!("{name}.stderr"));
         let mut cmd = ferry_command();
         cmd.current_dir(cwd)
-            .args(["serve", "--listen", "127.0.0.1:0", "--internal-listen", "127.0.0.1:0"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--internal-listen",
+                "127.0.0.1:0",
+            ])
             .args(args)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
@@ -427,6 +470,11 @@ impl FerryProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().unwrap()
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -474,7 +522,10 @@ impl CliOutput {
     pub fn assert_success(&self, parts: &[&str]) -> &Self {
         assert_eq!(self.code, Some(0), "{self:#?}");
         for part in parts {
-            assert!(self.stdout.contains(part), "stdout does not contain {part:?}: {self:#?}");
+            assert!(
+                self.stdout.contains(part),
+                "stdout does not contain {part:?}: {self:#?}"
+            );
         }
         self
     }
@@ -491,4 +542,41 @@ pub async fn run_cli(mut cmd: Command) -> CliOutput {
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// Every (METHOD, path template) of the public API, as `/openapi.json` lists them, without the
+/// internal listener's routes.
+pub async fn public_routes(app: &App) -> Vec<(String, String)> {
+    let doc = app.call("GET", "/openapi.json", None, None).await.body;
+    let mut routes = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        if path.starts_with("/internal/") {
+            continue;
+        }
+        for method in ["get", "put", "post", "delete", "patch"] {
+            if item.get(method).is_some() {
+                routes.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    assert!(
+        routes.len() > 10,
+        "openapi.json lists too few routes: {routes:?}"
+    );
+    routes
+}
+
+/// The route template of a concrete test path: its query dropped, and each segment holding a
+/// placeholder (`p-{role}`, `{run}`, `{pool}`, ...) turned into the API's parameter name.
+pub fn template_of(path: &str) -> String {
+    let path = path.split('?').next().unwrap();
+    let name_param = path.starts_with("/v1/pools/") || path.starts_with("/v1/secrets/");
+    path.split('/')
+        .map(|segment| match segment.contains('{') {
+            true if name_param => "{name}",
+            true => "{id}",
+            false => segment,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }

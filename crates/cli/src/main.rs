@@ -72,7 +72,7 @@ enum Command {
     Serve(server::ServerArgs),
     /// Apply the database migrations, then exit.
     Migrate(server::ServerArgs),
-    /// Administration: workspaces and their first API keys.
+    /// Administration: workspaces and their first API keys, the root key, the audit log.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
     /// Create, inspect, change and delete pools.

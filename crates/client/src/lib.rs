@@ -5,6 +5,7 @@
 //! API key, or the internal listener with the internal service token. Methods mirror the
 //! routes one to one; see each method for its route.
 
+mod credentials;
 mod error;
 mod follow;
 mod http;
@@ -17,6 +18,7 @@ mod sse;
 pub use error::Error;
 pub use http::Client;
 pub use models::{
-    is_terminal_state, ApiKeyCreated, FollowEvent, LogLine, Logs, NewPool, NewRun, Page, Pool,
-    PoolPatch, Run, RunEvent, RunsQuery, Workspace, TERMINAL_STATES,
+    is_terminal_state, ApiKeyCreated, AuditEvent, AuditPage, Credential, FollowEvent, LogLine,
+    Logs, NewPool, NewRun, Page, Pool, PoolPatch, Run, RunEvent, RunsQuery, Secret, Workspace,
+    WorkspaceSettings, TERMINAL_STATES,
 };

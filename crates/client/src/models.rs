@@ -176,6 +176,9 @@ pub struct NewRun {
     pub idempotency_key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Parameters stored sealed and never shown again (a JSON object).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sensitive_parameters: Option<Value>,
 }
 
 /// One state transition of a run.
@@ -350,4 +353,69 @@ mod tests {
         };
         assert!(!format!("{k:?}").contains("fk_secret"));
     }
+}
+
+/// A registered credential: metadata and a fingerprint, never the material.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Credential {
+    pub id: String,
+    pub name: String,
+    /// `gcp-service-account-key`, `gcp-workload-identity`, `aws-access-key` or
+    /// `aws-assume-role`.
+    pub kind: String,
+    /// `hmac-sha256:<hex>`: equal material in one workspace has an equal fingerprint.
+    pub fingerprint: String,
+    /// The external id Ferry passes when it assumes the role (`aws-assume-role` only).
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub metadata: Value,
+    #[serde(default)]
+    pub validation: Option<Value>,
+    #[serde(default)]
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A workspace secret's metadata (its value is never returned).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Secret {
+    pub name: String,
+    #[serde(default)]
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    #[serde(default)]
+    pub detail: Value,
+    pub hash: String,
+    pub prev_hash: String,
+}
+
+/// A page of the audit log; pass `next_after` as `after` for the next one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub items: Vec<AuditEvent>,
+    #[serde(default)]
+    pub next_after: Option<i64>,
+}
+
+/// The caller's workspace and its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceSettings {
+    pub id: String,
+    pub name: String,
+    pub store_logs: bool,
+    pub aws_external_id: String,
+    pub created_at: DateTime<Utc>,
 }

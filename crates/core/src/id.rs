@@ -66,6 +66,14 @@ typed_id!(
     /// A run.
     RunId
 );
+typed_id!(
+    /// A customer's cloud credential (the record, not the secret).
+    CredentialId
+);
+typed_id!(
+    /// A workspace secret (the record, not the value).
+    SecretId
+);
 
 #[cfg(test)]
 mod tests {

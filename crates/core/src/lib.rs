@@ -1,10 +1,13 @@
-//! Ferry's domain: typed ids and names, pools, runs and their state machine, the failure
-//! taxonomy, roles, and the ports (traits) through which the engine reaches executors.
+//! Ferry's domain: typed ids and names, pools, credential kinds, runs and their state machine,
+//! the failure taxonomy, roles, canonical JSON, and the ports (traits) through which the
+//! engine reaches executors.
 //!
 //! Architecture invariant: this crate does no I/O and pulls in no heavy dependency. Fakes of
 //! the ports live behind the `testing` feature.
 
+pub mod credential;
 mod id;
+mod json;
 mod name;
 pub mod pool;
 pub mod port;
@@ -13,7 +16,9 @@ pub mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use id::{ApiKeyId, PoolId, RunId, WorkspaceId};
+pub use credential::CredentialKind;
+pub use id::{ApiKeyId, CredentialId, PoolId, RunId, SecretId, WorkspaceId};
+pub use json::canonical_json;
 pub use name::{IdempotencyKey, Name, NameError};
 pub use pool::{PoolLimits, PoolType};
 pub use role::{Action, Role};

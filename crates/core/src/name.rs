@@ -14,6 +14,8 @@ pub enum NameError {
     BadCharacter { found: char },
     #[error("must not end with '-'")]
     TrailingDash,
+    #[error("may contain only printable ASCII characters, without spaces (found {found:?})")]
+    NotPrintable { found: char },
 }
 
 /// A user-chosen resource name: 1 to 63 characters of `[a-z0-9-]`, starting with a letter or
@@ -93,7 +95,7 @@ impl IdempotencyKey {
             });
         }
         if let Some(c) = s.chars().find(|c| !c.is_ascii_graphic()) {
-            return Err(NameError::BadCharacter { found: c });
+            return Err(NameError::NotPrintable { found: c });
         }
         Ok(Self(s.to_owned()))
     }
@@ -155,7 +157,7 @@ mod tests {
     fn idempotency_keys() {
         assert!(IdempotencyKey::parse("order-42/retry:1").is_ok());
         assert!(IdempotencyKey::parse("").is_err());
-        assert!(IdempotencyKey::parse("has space").is_err());
+        assert_eq!(IdempotencyKey::parse("has space"), Err(NameError::NotPrintable { found: ' ' }));
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
     }
 }

@@ -4,7 +4,7 @@
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
-    /// Everything in the workspace, including keys, credentials and the audit log.
+    /// Everything in the workspace, including keys, credentials, settings and the audit log.
     Admin,
     /// Builds and operates flows: pools, secrets, artifacts, runs.
     Developer,
@@ -30,10 +30,14 @@ pub enum Action {
     SecretWrite,
     AuditRead,
     ApiKeyWrite,
+    /// Read the workspace's own settings (log storage, the AWS external id).
+    WorkspaceRead,
+    /// Change the workspace's settings.
+    WorkspaceWrite,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 15] = [
         Action::PoolRead,
         Action::PoolWrite,
         Action::RunRead,
@@ -47,6 +51,8 @@ impl Action {
         Action::SecretWrite,
         Action::AuditRead,
         Action::ApiKeyWrite,
+        Action::WorkspaceRead,
+        Action::WorkspaceWrite,
     ];
 }
 
@@ -70,14 +76,21 @@ impl Role {
                     | CredentialRead
                     | SecretRead
                     | SecretWrite
+                    | WorkspaceRead
             ),
             Role::Runner => matches!(
                 action,
-                PoolRead | RunRead | RunSubmit | RunCancel | ArtifactRead | ArtifactWrite
+                PoolRead
+                    | RunRead
+                    | RunSubmit
+                    | RunCancel
+                    | ArtifactRead
+                    | ArtifactWrite
+                    | WorkspaceRead
             ),
             Role::Viewer => matches!(
                 action,
-                PoolRead | RunRead | ArtifactRead | CredentialRead | SecretRead
+                PoolRead | RunRead | ArtifactRead | CredentialRead | SecretRead | WorkspaceRead
             ),
         }
     }
@@ -115,7 +128,7 @@ mod tests {
     #[test]
     fn only_admin_manages_keys_credentials_and_audit() {
         for role in [Role::Developer, Role::Runner, Role::Viewer] {
-            for a in [ApiKeyWrite, CredentialWrite, AuditRead] {
+            for a in [ApiKeyWrite, CredentialWrite, AuditRead, WorkspaceWrite] {
                 assert!(!role.allows(a), "{role} must not {a:?}");
             }
         }
@@ -123,7 +136,15 @@ mod tests {
 
     #[test]
     fn viewer_changes_nothing() {
-        for a in [PoolWrite, RunSubmit, RunCancel, ArtifactWrite, SecretWrite] {
+        for a in [
+            PoolWrite,
+            RunSubmit,
+            RunCancel,
+            ArtifactWrite,
+            SecretWrite,
+            CredentialWrite,
+            WorkspaceWrite,
+        ] {
             assert!(!Role::Viewer.allows(a), "viewer must not {a:?}");
         }
     }

@@ -1,5 +1,5 @@
-//! Secrets Ferry generates for itself on first start (the internal token, the API-key pepper),
-//! kept in files only their owner can read.
+//! Secrets Ferry generates for itself on first start (the internal token, the API-key pepper,
+//! the root key), kept in files only their owner can read.
 
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -69,6 +69,15 @@ pub fn load_or_create_secret_file(
             source,
         }),
     }
+}
+
+/// Reads an existing secret file, refusing one that group or others can read.
+pub(crate) fn read_secret_file_checked(path: &Path) -> Result<SecretString, SecretFileError> {
+    let meta = std::fs::metadata(path).map_err(|source| SecretFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    read_secret_file(path, &meta)
 }
 
 fn read_secret_file(

@@ -104,6 +104,10 @@ impl From<ferry_store::Error> for ApiError {
             E::NotFound { kind } => ApiError::not_found(kind),
             E::Conflict { .. } => ApiError::conflict(e.to_string()),
             E::InUse(msg) => ApiError::conflict(msg),
+            E::Invalid(msg) => ApiError::invalid(msg),
+            E::Changed { kind } => ApiError::conflict(format!(
+                "the {kind} changed while this request was handled; retry"
+            )),
             E::Stale { .. } => {
                 ApiError::conflict("the run changed while this request was handled; retry")
             }
@@ -115,6 +119,22 @@ impl From<ferry_store::Error> for ApiError {
             }
             other => {
                 tracing::error!(error = %other, source = ?std::error::Error::source(&other), "Store error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<crate::vault::Error> for ApiError {
+    fn from(e: crate::vault::Error) -> Self {
+        use crate::vault::Error as E;
+        match e {
+            E::Store(e) => e.into(),
+            E::KindMismatch { .. } => ApiError::invalid(e.to_string()),
+            E::Crypto { workspace, source } => {
+                // The chain names what failed (a moved value, a missing root key), never a
+                // secret: ferry-crypto's errors carry none.
+                tracing::error!(workspace_id = %workspace, error = %source, source = ?std::error::Error::source(&source), "Sealing or opening failed");
                 ApiError::internal()
             }
         }

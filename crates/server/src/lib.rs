@@ -7,12 +7,17 @@
 mod api;
 mod auth;
 mod config;
+pub mod credential;
 mod error;
 mod keys;
 mod metrics;
 mod openapi;
 mod server;
 mod state;
+pub mod vault;
 
 pub use config::{Config, ConfigOverrides, ServerRole};
-pub use server::{bootstrap, migrate, serve, Bootstrapped, Server};
+pub use server::{
+    audit_verify, bootstrap, migrate, root_key_rotate, serve, Bootstrapped, RootKeyRotation, Server,
+};
+pub use vault::Vault;

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{api_keys, health, internal, pools, runs};
+use crate::api::{api_keys, audit, credentials, health, internal, pools, runs, secrets, workspace};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,9 @@ use crate::api::{api_keys, health, internal, pools, runs};
         pools::create, pools::list, pools::show, pools::update, pools::delete,
         runs::create, runs::list, runs::show, runs::cancel, runs::events, runs::logs,
         api_keys::create, api_keys::list, api_keys::revoke,
+        credentials::create, credentials::list, credentials::show, credentials::rotate, credentials::delete,
+        secrets::put, secrets::list, secrets::show, secrets::delete,
+        audit::list, workspace::show, workspace::update,
         internal::workspace_create, internal::workspaces_list, internal::api_key_create,
     ),
     modifiers(&BearerAuth)
@@ -49,6 +52,12 @@ mod tests {
             "/v1/runs/{id}/events",
             "/v1/runs/{id}/logs",
             "/v1/api-keys",
+            "/v1/credentials",
+            "/v1/credentials/{id}",
+            "/v1/secrets",
+            "/v1/secrets/{name}",
+            "/v1/audit",
+            "/v1/workspace",
             "/internal/v1/workspaces",
         ] {
             assert!(

@@ -1,5 +1,7 @@
-//! Start-up: open the store, load or create the generated secrets, start the scheduler and
-//! the listeners, and shut down cleanly on SIGINT/SIGTERM.
+//! Start-up: open the store, load or create the generated secrets and the root key, start the
+//! scheduler and the listeners, and shut down cleanly on SIGINT/SIGTERM. Also the operator's
+//! commands that work on the data directory and database directly: bootstrap, root-key
+//! rotation, audit verification.
 
 use std::net::SocketAddr;
 
@@ -9,7 +11,9 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use ferry_crypto::{generate_token, load_or_create_secret_file, Pepper};
+use ferry_crypto::{
+    generate_token, load_or_create_secret_file, Keyring, LocalKeyring, Pepper, WrappedKey,
+};
 use ferry_engine::{Executors, Scheduler, SchedulerHandle};
 use ferry_store::Store;
 use secrecy::{ExposeSecret, SecretString};
@@ -21,6 +25,7 @@ use tower_http::request_id::{
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::state::{AppState, Inner};
+use crate::vault::Vault;
 use crate::Config;
 
 /// A running Ferry: its listeners and scheduler. Dropping it does not stop it; call
@@ -104,19 +109,144 @@ pub async fn bootstrap(config: &Config, workspace: &str) -> anyhow::Result<Boots
         .map_err(|e| anyhow::anyhow!("workspace name {workspace:?} {e}"))?;
     let store = open_store(config).await?;
     let pepper = pepper(config)?;
-    let ws = match store.workspace_create(&name).await {
+    let ws = match store
+        .workspace_create_by(&name, ferry_store::Actor::Cli)
+        .await
+    {
         Ok(ws) => ws,
         Err(ferry_store::Error::Conflict { .. }) => store.workspace_get_by_name(&name).await?,
         Err(e) => return Err(e.into()),
     };
-    let (_, key) =
-        crate::keys::api_key_mint(&store, &pepper, ws.id, ferry_core::Role::Admin).await?;
+    let (_, key) = crate::keys::api_key_mint(
+        &store,
+        &pepper,
+        ws.id,
+        ferry_core::Role::Admin,
+        ferry_store::Actor::Cli,
+    )
+    .await?;
     store.close().await;
     Ok(Bootstrapped {
         workspace_id: ws.id.to_string(),
         workspace: ws.name.to_string(),
         api_key: key.expose_secret().to_owned(),
     })
+}
+
+/// What a root-key rotation did.
+#[derive(Debug)]
+pub struct RootKeyRotation {
+    pub old_key_id: String,
+    pub new_key_id: String,
+    /// Workspace keys re-wrapped under the new root key.
+    pub rewrapped: usize,
+    /// Retired root keys whose files were removed (no workspace key needs them any more).
+    pub retired: Vec<String>,
+}
+
+/// The root keyring of `config`: the local key file in the data directory (created 0600 on
+/// first start; refused if group or others can read it).
+fn keyring(config: &Config) -> anyhow::Result<LocalKeyring> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    LocalKeyring::open(&config.data_dir).context("loading the root key")
+}
+
+/// Rotates the root key: a new root key replaces the current one (kept as
+/// `root-key.<id>.retired` meanwhile), every workspace key is re-wrapped under it (recorded
+/// in each workspace's audit log), and retired keys no workspace key needs are removed.
+/// Sealed credentials, secrets and parameters are not rewritten: they keep opening, because
+/// the workspace keys themselves do not change. Safe to run again after an interruption.
+pub async fn root_key_rotate(config: &Config) -> anyhow::Result<RootKeyRotation> {
+    let store = open_store(config).await?;
+    let keyring = keyring(config)?;
+    let (lock, old_key_id, new_key_id) = keyring.rotate().context("rotating the root key")?;
+    tracing::info!(old_key_id = %old_key_id, new_key_id = %new_key_id, "Root key replaced; re-wrapping workspace keys");
+    let mut rewrapped = 0;
+    loop {
+        let batch = store.workspace_keys_not_under(&new_key_id, 100).await?;
+        if batch.is_empty() {
+            break;
+        }
+        for row in batch {
+            let ws = row.workspace_id;
+            let wrapped = WrappedKey {
+                root_key_id: row.root_key_id.clone(),
+                blob: row.wrapped_key,
+            };
+            let key = keyring
+                .unwrap(ws, &wrapped)
+                .await
+                .with_context(|| format!("unwrapping the key of workspace {ws}"))?;
+            let rewrap = keyring
+                .wrap(ws, &key)
+                .await
+                .with_context(|| format!("wrapping the key of workspace {ws}"))?;
+            if rewrap.root_key_id != new_key_id {
+                anyhow::bail!(
+                    "the root key changed to {} during the rotation to {new_key_id}; run the rotation again",
+                    rewrap.root_key_id
+                );
+            }
+            match store
+                .workspace_key_rewrap(
+                    ws,
+                    &row.root_key_id,
+                    &new_key_id,
+                    &rewrap.blob,
+                    ferry_store::Actor::Cli,
+                )
+                .await
+            {
+                Ok(_) => rewrapped += 1,
+                // Re-wrapped by someone else meanwhile; the next batch shows what is left.
+                Err(ferry_store::Error::Changed { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let in_use = store.workspace_key_root_ids().await?;
+    let retired = keyring
+        .retire_unused(&in_use)
+        .context("removing retired root keys")?;
+    drop(lock);
+    store.close().await;
+    tracing::info!(new_key_id = %new_key_id, rewrapped, "Root key rotated");
+    Ok(RootKeyRotation {
+        old_key_id,
+        new_key_id,
+        rewrapped,
+        retired,
+    })
+}
+
+/// Verifies the audit chain of workspace `workspace` (every workspace when `None`).
+pub async fn audit_verify(
+    config: &Config,
+    workspace: Option<&str>,
+) -> anyhow::Result<Vec<(ferry_store::Workspace, ferry_store::AuditReport)>> {
+    let store = open_store(config).await?;
+    let workspaces = match workspace {
+        Some(name) => {
+            let name = ferry_core::Name::parse(name)
+                .map_err(|e| anyhow::anyhow!("workspace name {name:?} {e}"))?;
+            match store.workspace_get_by_name(&name).await {
+                Ok(ws) => vec![ws],
+                Err(ferry_store::Error::NotFound { .. }) => {
+                    anyhow::bail!("there is no workspace named {name:?}")
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => store.workspaces_list().await?,
+    };
+    let mut reports = Vec::with_capacity(workspaces.len());
+    for ws in workspaces {
+        let report = store.audit_verify(ws.id).await?;
+        reports.push((ws, report));
+    }
+    store.close().await;
+    Ok(reports)
 }
 
 fn init_tracing() {
@@ -218,6 +348,9 @@ impl Server {
     pub async fn start(config: Config, executors: Executors) -> anyhow::Result<Server> {
         let store = open_store(&config).await?;
         let pepper = pepper(&config)?;
+        let keyring: std::sync::Arc<dyn Keyring> = std::sync::Arc::new(keyring(&config)?);
+        tracing::info!(root_key_id = %keyring.key_id(), "Root key loaded");
+        let vault = Vault::new(store.clone(), keyring);
         let internal_token = secret(
             &config,
             &config.internal_token,
@@ -225,6 +358,7 @@ impl Server {
             "fry_internal",
         )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
+        let shutdown = CancellationToken::new();
         let scheduler = config.role.schedules().then(|| {
             let engine = config.engine.clone().unwrap_or_else(|| {
                 ferry_engine::Config::with_owner(format!(
@@ -237,13 +371,14 @@ impl Server {
         });
         let state = AppState::new(Inner {
             store: store.clone(),
+            vault,
             pepper,
             internal_token_hash,
             scheduler: scheduler.clone(),
             metrics: Metrics::default(),
             max_body_bytes: config.max_body_bytes,
+            shutdown: shutdown.clone(),
         });
-        let shutdown = CancellationToken::new();
         let mut listeners = Vec::new();
         let (mut public_addr, mut internal_addr) = (None, None);
         if config.role.serves_api() {
@@ -297,8 +432,12 @@ impl Server {
         if let Some(s) = self.scheduler.take() {
             s.stop().await;
         }
-        for l in self.listeners.drain(..) {
-            let _ = l.await;
+        // Requests in flight get a bounded time to finish; then they are cut.
+        for mut l in self.listeners.drain(..) {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut l).await.is_err() {
+                tracing::warn!("Requests still in flight after 10 s; closing them");
+                l.abort();
+            }
         }
         self.store.close().await;
     }

@@ -1,4 +1,4 @@
-//! The state every handler shares: the store, the API-key pepper, the internal token's hash,
+//! The state every handler shares: the store, the vault, the API-key pepper, the internal token's hash,
 //! the in-process scheduler (if this process runs one) and the metrics.
 
 use std::sync::Arc;
@@ -8,17 +8,22 @@ use ferry_engine::Scheduler;
 use ferry_store::Store;
 
 use crate::metrics::Metrics;
+use crate::vault::Vault;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
 
 pub struct Inner {
     pub store: Store,
+    /// Seals and opens the workspaces' secret material.
+    pub vault: Vault,
     pub pepper: Pepper,
     pub internal_token_hash: [u8; 32],
     pub scheduler: Option<Scheduler>,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// Fired when the server starts shutting down: long-lived responses (log follows) end.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {

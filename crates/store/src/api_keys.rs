@@ -2,11 +2,15 @@
 
 use chrono::{DateTime, Utc};
 use ferry_core::{ApiKeyId, Role, WorkspaceId};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{append, Entry};
 use crate::error::{Error, Result};
-use crate::models::ApiKey;
-use crate::store::{corrupt, is_foreign_key_violation, is_unique_violation, now, on_pool, Store};
+use crate::models::{Actor, ApiKey};
+use crate::store::{
+    corrupt, is_foreign_key_violation, is_unique_violation, now, on_pool, on_tx, Store, Tx,
+};
 
 #[derive(sqlx::FromRow)]
 struct ApiKeyRow {
@@ -40,7 +44,8 @@ macro_rules! columns {
 impl Store {
     /// Records a new key of workspace `ws`. `hash` is the key's HMAC; `prefix` its first
     /// characters, shown in lists. `NotFound` if the workspace does not exist, `Conflict` if
-    /// the hash is already recorded.
+    /// the hash is already recorded. Records nothing in the audit log: the API uses
+    /// [`Store::api_key_create_by`].
     pub async fn api_key_create(
         &self,
         ws: WorkspaceId,
@@ -48,33 +53,36 @@ impl Store {
         hash: &[u8],
         prefix: &str,
     ) -> Result<ApiKey> {
-        const SQL: &str = concat!(
-            "INSERT INTO api_keys (id, workspace_id, role, hash, prefix, created_at) ",
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
-            columns!()
-        );
-        on_pool!(self, |p| sqlx::query_as::<_, ApiKeyRow>(SQL)
-            .bind(Uuid::new_v4())
-            .bind(ws.0)
-            .bind(role.as_str())
-            .bind(hash)
-            .bind(prefix)
-            .bind(now())
-            .fetch_one(p)
-            .await)
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Conflict {
-                    kind: "api key",
-                    name: prefix.to_owned(),
-                }
-            } else if is_foreign_key_violation(&e) {
-                Error::NotFound { kind: "workspace" }
-            } else {
-                e.into()
-            }
-        })?
-        .into_model()
+        let mut tx = self.begin().await?;
+        let key = insert_key(&mut tx, ws, role, hash, prefix).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// [`Store::api_key_create`] as `actor`, recorded in the audit log.
+    pub async fn api_key_create_by(
+        &self,
+        ws: WorkspaceId,
+        role: Role,
+        hash: &[u8],
+        prefix: &str,
+        actor: Actor,
+    ) -> Result<ApiKey> {
+        let mut tx = self.begin().await?;
+        let key = insert_key(&mut tx, ws, role, hash, prefix).await?;
+        append(
+            &mut tx,
+            ws,
+            Entry::new(
+                actor,
+                "api_key.create",
+                format!("api_key:{}", key.id),
+                json!({"id": key.id.to_string(), "role": key.role.as_str()}),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     /// The key with this HMAC, in whichever workspace it belongs to (this is how a request
@@ -92,19 +100,34 @@ impl Store {
 
     /// Revokes a key of workspace `ws`. Revoking twice keeps the first revocation time.
     pub async fn api_key_revoke(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<ApiKey> {
-        const SQL: &str = concat!(
-            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) ",
-            "WHERE id = $2 AND workspace_id = $3 RETURNING ",
-            columns!()
-        );
-        on_pool!(self, |p| sqlx::query_as::<_, ApiKeyRow>(SQL)
-            .bind(now())
-            .bind(id.0)
-            .bind(ws.0)
-            .fetch_optional(p)
-            .await)?
-        .ok_or(Error::NotFound { kind: "api key" })?
-        .into_model()
+        let mut tx = self.begin().await?;
+        let key = revoke_key(&mut tx, ws, id).await?;
+        tx.commit().await?;
+        Ok(key)
+    }
+
+    /// [`Store::api_key_revoke`] as `actor`, recorded in the audit log.
+    pub async fn api_key_revoke_by(
+        &self,
+        ws: WorkspaceId,
+        id: ApiKeyId,
+        actor: Actor,
+    ) -> Result<ApiKey> {
+        let mut tx = self.begin().await?;
+        let key = revoke_key(&mut tx, ws, id).await?;
+        append(
+            &mut tx,
+            ws,
+            Entry::new(
+                actor,
+                "api_key.revoke",
+                format!("api_key:{id}"),
+                json!({"id": id.to_string(), "role": key.role.as_str()}),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     /// The workspace's keys, revoked ones included, oldest first.
@@ -122,4 +145,56 @@ impl Store {
         .map(ApiKeyRow::into_model)
         .collect()
     }
+}
+
+async fn insert_key(
+    tx: &mut Tx,
+    ws: WorkspaceId,
+    role: Role,
+    hash: &[u8],
+    prefix: &str,
+) -> Result<ApiKey> {
+    const SQL: &str = concat!(
+        "INSERT INTO api_keys (id, workspace_id, role, hash, prefix, created_at) ",
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+        columns!()
+    );
+    on_tx!(tx, |c| sqlx::query_as::<_, ApiKeyRow>(SQL)
+        .bind(Uuid::new_v4())
+        .bind(ws.0)
+        .bind(role.as_str())
+        .bind(hash)
+        .bind(prefix)
+        .bind(now())
+        .fetch_one(c)
+        .await)
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict {
+                kind: "api key",
+                name: prefix.to_owned(),
+            }
+        } else if is_foreign_key_violation(&e) {
+            Error::NotFound { kind: "workspace" }
+        } else {
+            e.into()
+        }
+    })?
+    .into_model()
+}
+
+async fn revoke_key(tx: &mut Tx, ws: WorkspaceId, id: ApiKeyId) -> Result<ApiKey> {
+    const SQL: &str = concat!(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) ",
+        "WHERE id = $2 AND workspace_id = $3 RETURNING ",
+        columns!()
+    );
+    on_tx!(tx, |c| sqlx::query_as::<_, ApiKeyRow>(SQL)
+        .bind(now())
+        .bind(id.0)
+        .bind(ws.0)
+        .fetch_optional(c)
+        .await)?
+    .ok_or(Error::NotFound { kind: "api key" })?
+    .into_model()
 }

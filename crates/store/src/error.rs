@@ -13,6 +13,13 @@ pub enum Error {
     /// The object is in use and cannot be changed that way.
     #[error("{0}")]
     InUse(String),
+    /// A request the store refuses for what it says (a pool naming a credential of the wrong
+    /// kind, ...); the message says what to do.
+    #[error("{0}")]
+    Invalid(String),
+    /// A conditional update of `kind` lost to a concurrent change; retrying may succeed.
+    #[error("{kind} changed concurrently")]
+    Changed { kind: &'static str },
     /// A conditional run update lost: the run is no longer in `expected` state at the
     /// caller's generation (someone else changed or took it).
     #[error("run changed concurrently (expected {expected} at generation {generation})")]

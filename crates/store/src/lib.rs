@@ -5,21 +5,34 @@
 //! Architecture invariants:
 //! - every query that reads or writes a tenant's object is scoped by its workspace id (the
 //!   engine's queue methods, which act for the system, are the only exceptions and say so);
+//! - secret material never reaches it in the clear: credentials, secrets and sensitive run
+//!   parameters arrive sealed by ferry-crypto and leave the same way;
+//! - every change a tenant or operator makes to credentials, secrets, keys, pools or settings
+//!   is recorded in the workspace's hash-chained audit log in the same transaction (the
+//!   `*_by` methods and those taking an [`Actor`]; the plain `pool_create` & co. are for
+//!   tests and system use);
 //! - every run state change is a conditional update on (id, state, generation), checked
 //!   against `RunState::can_become`, and writes a run event in the same transaction.
 
 mod api_keys;
+mod audit;
+mod credentials;
+mod artifacts;
 mod error;
 mod logs;
 mod models;
 mod pools;
 mod queue;
 mod runs;
+mod secrets;
 mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod workspace_keys;
 mod workspaces;
 
+pub use artifacts::Artifact;
 pub use error::Error;
+pub use logs::LOGS_DISCARDED_NOTICE;
 pub use models::*;
 pub use store::{Backend, Store};

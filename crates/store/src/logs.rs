@@ -1,5 +1,6 @@
 //! Run logs: append-only lines with a per-run sequence number and a byte cap, past which
-//! lines are discarded and the log is marked truncated.
+//! lines are discarded and the log is marked truncated; nothing at all is kept for workspaces
+//! that turned log storage off.
 
 use chrono::{DateTime, Utc};
 use ferry_core::port::{LogLine, LogStream};
@@ -25,7 +26,14 @@ struct LogState {
     log_bytes: i64,
     log_seq: i64,
     log_truncated: bool,
+    log_discarded: bool,
+    store_logs: bool,
 }
+
+/// The one line a run's log gets when its workspace does not store logs, in place of them.
+pub const LOGS_DISCARDED_NOTICE: &str = "Log storage is turned off for this workspace: \
+     this run's output is discarded, not stored (an admin can turn it on with \
+     PATCH /v1/workspace {\"store_logs\": true})";
 
 /// Lines per INSERT: six binds each stays far below both backends' parameter limits.
 const INSERT_CHUNK: usize = 500;
@@ -37,25 +45,57 @@ impl Store {
     /// line after it (in this call and later ones), is discarded and the log marked
     /// truncated, so the stored log is always a prefix of what was written. Returns whether
     /// the log is truncated. System use (the engine and executors): not workspace-scoped.
+    ///
+    /// When the run's workspace has log storage turned off, the lines are discarded instead,
+    /// and the log gets one `ferry` line saying so ([`LOGS_DISCARDED_NOTICE`]) the first time
+    /// (the run is marked `log_discarded`); it is not marked truncated.
     pub async fn run_logs_append(
         &self,
         id: RunId,
         lines: &[LogLine],
         cap_bytes: u64,
     ) -> Result<bool> {
-        const STATE: &str =
-            "SELECT workspace_id, log_bytes, log_seq, log_truncated FROM runs WHERE id = $1";
+        const STATE: &str = "SELECT r.workspace_id, r.log_bytes, r.log_seq, r.log_truncated, \
+                             r.log_discarded, w.store_logs FROM runs r \
+                             JOIN workspaces w ON w.id = r.workspace_id WHERE r.id = $1";
+        const DISCARDED: &str = "UPDATE runs SET log_discarded = TRUE, log_seq = $1 WHERE id = $2";
+        const NOTICE: &str = "INSERT INTO run_logs (run_id, seq, workspace_id, ts, stream, line) \
+                              VALUES ($1, $2, $3, $4, $5, $6)";
         const UPDATE: &str =
             "UPDATE runs SET log_bytes = $1, log_seq = $2, log_truncated = $3 WHERE id = $4";
         let mut tx = self.begin().await?;
         // The row lock (PostgreSQL) or write lock (SQLite) makes the numbering race-free when
         // two appends to one run overlap.
-        let state_sql = tx.locking(STATE, "FOR NO KEY UPDATE");
+        let state_sql = tx.locking(STATE, "FOR NO KEY UPDATE OF r");
         let state: Option<LogState> = on_tx!(&mut tx, |c| sqlx::query_as(&state_sql)
             .bind(id.0)
             .fetch_optional(c)
             .await)?;
         let state = state.ok_or(Error::NotFound { kind: "run" })?;
+        if !state.store_logs {
+            if state.log_discarded || lines.is_empty() {
+                return Ok(state.log_truncated);
+            }
+            let seq = state.log_seq + 1;
+            on_tx!(&mut tx, |c| sqlx::query(NOTICE)
+                .bind(id.0)
+                .bind(seq)
+                .bind(state.workspace_id)
+                .bind(crate::store::now())
+                .bind(LogStream::Ferry.as_str())
+                .bind(LOGS_DISCARDED_NOTICE)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            on_tx!(&mut tx, |c| sqlx::query(DISCARDED)
+                .bind(seq)
+                .bind(id.0)
+                .execute(c)
+                .await
+                .map(|r| r.rows_affected()))?;
+            tx.commit().await?;
+            return Ok(state.log_truncated);
+        }
         if state.log_truncated {
             return Ok(true);
         }

@@ -36,6 +36,7 @@ pub(crate) struct RunRow {
     infrastructure: Option<Json<Value>>,
     submit_intent: Option<Json<Value>>,
     log_truncated: bool,
+    has_sensitive_parameters: bool,
     scheduled_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     started_at: Option<DateTime<Utc>>,
@@ -77,6 +78,7 @@ impl RunRow {
             infrastructure: self.infrastructure.map(|j| j.0),
             submit_intent: self.submit_intent.map(|j| j.0),
             log_truncated: self.log_truncated,
+            has_sensitive_parameters: self.has_sensitive_parameters,
             scheduled_at: self.scheduled_at,
             created_at: self.created_at,
             started_at: self.started_at,
@@ -91,7 +93,8 @@ macro_rules! run_columns {
         "id, workspace_id, pool_id, pool_name, pool_type, state, state_reason, state_message, \
          attempt, max_retries, generation, lease_owner, lease_expires_at, artifact, parameters, \
          job_variables, limits, idempotency_key, result, infrastructure, submit_intent, \
-         log_truncated, scheduled_at, created_at, started_at, ended_at"
+         log_truncated, (sensitive_parameters IS NOT NULL) AS has_sensitive_parameters, \
+         scheduled_at, created_at, started_at, ended_at"
     };
 }
 pub(crate) use run_columns;
@@ -253,13 +256,52 @@ impl Store {
     /// (race-free: the unique index decides, and the loser reads the winner's run).
     /// `NotFound` if the pool is not in the workspace.
     pub async fn run_create(&self, new: &NewRun) -> Result<(Run, bool)> {
+        self.run_insert(new, RunId::new(), None).await
+    }
+
+    /// [`Store::run_create`] with sensitive parameters, sealed for the run's id `id` (which
+    /// the caller chose so it could bind the sealed value to it). If the idempotency key
+    /// returns an earlier run, `sealed` is not stored: the earlier run keeps its own.
+    pub async fn run_create_sealed(
+        &self,
+        new: &NewRun,
+        id: RunId,
+        sealed: &[u8],
+    ) -> Result<(Run, bool)> {
+        self.run_insert(new, id, Some(sealed)).await
+    }
+
+    /// The sealed sensitive parameters of run `id` of workspace `ws`, if it has any;
+    /// `NotFound` if the run is not in `ws`. For whoever holds the workspace key.
+    pub async fn run_sensitive_parameters(
+        &self,
+        ws: WorkspaceId,
+        id: RunId,
+    ) -> Result<Option<Vec<u8>>> {
+        const SQL: &str =
+            "SELECT sensitive_parameters FROM runs WHERE id = $1 AND workspace_id = $2";
+        let row: Option<Option<Vec<u8>>> = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(id.0)
+            .bind(ws.0)
+            .fetch_optional(p)
+            .await)?;
+        row.ok_or(Error::NotFound { kind: "run" })
+    }
+
+    async fn run_insert(
+        &self,
+        new: &NewRun,
+        id: RunId,
+        sealed: Option<&[u8]>,
+    ) -> Result<(Run, bool)> {
         const POOL: &str = "SELECT name, pool_type FROM pools WHERE id = $1 AND workspace_id = $2";
         const INSERT: &str = concat!(
             "INSERT INTO runs (id, workspace_id, pool_id, pool_name, pool_type, state, attempt, ",
             "max_retries, generation, artifact, parameters, job_variables, limits, ",
-            "idempotency_key, log_bytes, log_seq, log_truncated, scheduled_at, created_at) ",
+            "idempotency_key, log_bytes, log_seq, log_truncated, scheduled_at, created_at, ",
+            "sensitive_parameters) ",
             "VALUES ($1, $2, $3, $4, $5, 'scheduled', 1, $6, 0, $7, $8, $9, $10, $11, 0, 0, FALSE, ",
-            "$12, $13) RETURNING ",
+            "$12, $13, $14) RETURNING ",
             run_columns!()
         );
         let ws = new.workspace_id;
@@ -279,7 +321,7 @@ impl Store {
             .await)?;
         let (pool_name, pool_type) = pool.ok_or(Error::NotFound { kind: "pool" })?;
         let inserted = on_tx!(&mut tx, |c| sqlx::query_as::<_, RunRow>(INSERT)
-            .bind(Uuid::new_v4())
+            .bind(id.0)
             .bind(ws.0)
             .bind(new.pool_id.0)
             .bind(&pool_name)
@@ -292,6 +334,7 @@ impl Store {
             .bind(new.idempotency_key.as_ref().map(|k| k.as_str()))
             .bind(micros(new.scheduled_at))
             .bind(now())
+            .bind(sealed)
             .fetch_one(c)
             .await);
         let row = match (inserted, &new.idempotency_key) {

@@ -1,12 +1,15 @@
-//! Workspaces: the tenants. Created and listed by the internal API only.
+//! Workspaces: the tenants, created and listed by the internal API only, and their settings
+//! (log storage, the AWS external id).
 
 use chrono::{DateTime, Utc};
 use ferry_core::{Name, WorkspaceId};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::audit::{append, Entry};
 use crate::error::{Error, Result};
-use crate::models::Workspace;
-use crate::store::{corrupt, is_unique_violation, now, on_pool, Store};
+use crate::models::{Actor, Workspace, WorkspaceSettings};
+use crate::store::{corrupt, is_unique_violation, now, on_pool, on_tx, Store, Tx};
 
 #[derive(sqlx::FromRow)]
 struct WorkspaceRow {
@@ -25,28 +28,122 @@ impl WorkspaceRow {
     }
 }
 
-impl Store {
-    /// Creates a workspace; `Conflict` if the name is taken.
-    pub async fn workspace_create(&self, name: &Name) -> Result<Workspace> {
-        const SQL: &str =
-            "INSERT INTO workspaces (id, name, created_at) VALUES ($1, $2, $3) RETURNING id, name, created_at";
-        let row = on_pool!(self, |p| sqlx::query_as::<_, WorkspaceRow>(SQL)
-            .bind(Uuid::new_v4())
-            .bind(name.as_str())
-            .bind(now())
-            .fetch_one(p)
-            .await)
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::Conflict {
-                    kind: "workspace",
-                    name: name.to_string(),
-                }
-            } else {
-                e.into()
+/// A fresh AWS external id: `ferry-` and 122 random bits in hex (AWS allows 2-1224 characters
+/// of `[\w+=,.@:/-]`).
+fn new_external_id() -> String {
+    format!("ferry-{}", Uuid::new_v4().simple())
+}
+
+async fn insert_workspace(tx: &mut Tx, name: &Name) -> Result<Workspace> {
+    const SQL: &str = "INSERT INTO workspaces (id, name, created_at, aws_external_id) \
+                       VALUES ($1, $2, $3, $4) RETURNING id, name, created_at";
+    let row = on_tx!(tx, |c| sqlx::query_as::<_, WorkspaceRow>(SQL)
+        .bind(Uuid::new_v4())
+        .bind(name.as_str())
+        .bind(now())
+        .bind(new_external_id())
+        .fetch_one(c)
+        .await)
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            Error::Conflict {
+                kind: "workspace",
+                name: name.to_string(),
             }
-        })?;
-        row.into_model()
+        } else {
+            e.into()
+        }
+    })?;
+    row.into_model()
+}
+
+impl Store {
+    /// Creates a workspace (with its AWS external id); `Conflict` if the name is taken.
+    /// Records nothing in the audit log: see [`Store::workspace_create_by`].
+    pub async fn workspace_create(&self, name: &Name) -> Result<Workspace> {
+        let mut tx = self.begin().await?;
+        let ws = insert_workspace(&mut tx, name).await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    /// [`Store::workspace_create`], recorded in the new workspace's audit log as `actor`'s.
+    pub async fn workspace_create_by(&self, name: &Name, actor: Actor) -> Result<Workspace> {
+        let mut tx = self.begin().await?;
+        let ws = insert_workspace(&mut tx, name).await?;
+        append(
+            &mut tx,
+            ws.id,
+            Entry::new(
+                actor,
+                "workspace.create",
+                format!("workspace:{}", ws.name),
+                json!({"id": ws.id.to_string(), "name": ws.name.as_str()}),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(ws)
+    }
+
+    /// Workspace `ws`'s settings. Gives a workspace made before external ids existed its
+    /// external id on first read.
+    pub async fn workspace_settings(&self, ws: WorkspaceId) -> Result<WorkspaceSettings> {
+        const SQL: &str =
+            "SELECT store_logs, aws_external_id FROM workspaces WHERE id = $1";
+        const ENSURE: &str = "UPDATE workspaces SET aws_external_id = $1 \
+                              WHERE id = $2 AND aws_external_id IS NULL";
+        for _ in 0..2 {
+            let row: Option<(bool, Option<String>)> = on_pool!(self, |p| sqlx::query_as(SQL)
+                .bind(ws.0)
+                .fetch_optional(p)
+                .await)?;
+            let (store_logs, external_id) = row.ok_or(Error::NotFound { kind: "workspace" })?;
+            if let Some(aws_external_id) = external_id {
+                return Ok(WorkspaceSettings {
+                    workspace_id: ws,
+                    store_logs,
+                    aws_external_id,
+                });
+            }
+            on_pool!(self, |p| sqlx::query(ENSURE)
+                .bind(new_external_id())
+                .bind(ws.0)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        Err(corrupt("workspace external id", "still unset after setting it"))
+    }
+
+    /// Turns log storage on or off for workspace `ws`'s runs; recorded in the audit log.
+    pub async fn workspace_store_logs_set(
+        &self,
+        ws: WorkspaceId,
+        store_logs: bool,
+        actor: Actor,
+    ) -> Result<WorkspaceSettings> {
+        const SQL: &str = "UPDATE workspaces SET store_logs = $1 WHERE id = $2 RETURNING name";
+        let mut tx = self.begin().await?;
+        let name: String = on_tx!(&mut tx, |c| sqlx::query_scalar(SQL)
+            .bind(store_logs)
+            .bind(ws.0)
+            .fetch_optional(c)
+            .await)?
+        .ok_or(Error::NotFound { kind: "workspace" })?;
+        append(
+            &mut tx,
+            ws,
+            Entry::new(
+                actor,
+                "workspace.update",
+                format!("workspace:{name}"),
+                json!({"store_logs": store_logs}),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        self.workspace_settings(ws).await
     }
 
     pub async fn workspace_get(&self, id: WorkspaceId) -> Result<Workspace> {

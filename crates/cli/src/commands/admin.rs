@@ -1,5 +1,6 @@
-//! `ferry admin`: creating a workspace and its first admin key, either directly in the local
-//! data directory / database, or through a running server's internal API.
+//! `ferry admin`: creating a workspace and its first admin key (directly in the local data
+//! directory / database, or through a running server's internal API), rotating the root key,
+//! and verifying the audit log.
 
 use anyhow::{anyhow, bail, Context};
 use clap::{Args, Subcommand};
@@ -19,6 +20,33 @@ pub enum AdminCommand {
     /// By default this works on the local data directory or database (the same flags as
     /// `ferry serve`). With --internal-url it asks a running server's internal API instead.
     Bootstrap(Bootstrap),
+    /// Replace the root key and re-wrap every workspace key under the new one.
+    ///
+    /// Works on the local data directory (the root key file) and the database (the same
+    /// flags as `ferry serve`). Credentials and secrets are not rewritten: they keep
+    /// decrypting. The old key is kept as root-key.<id>.retired until every workspace key is
+    /// re-wrapped, so an interrupted rotation loses nothing; run the command again to finish it.
+    RotateRootKey(ServerArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check the audit log's hash chain: reports OK, or the first entry that was changed,
+    /// removed or reordered, and exits non-zero.
+    Verify(AuditVerify),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditVerify {
+    /// Only this workspace (default: every workspace).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -55,6 +83,83 @@ struct Created {
 
 pub async fn run(g: &Global, command: AdminCommand) -> anyhow::Result<()> {
     match command {
+        AdminCommand::RotateRootKey(server) => {
+            let config = server.load()?;
+            let r = ferry_server::root_key_rotate(&config).await?;
+            match g.output {
+                Format::Json => output::json(&json!({
+                    "old_key_id": r.old_key_id,
+                    "new_key_id": r.new_key_id,
+                    "rewrapped": r.rewrapped,
+                    "retired": r.retired,
+                })),
+                Format::Table => {
+                    output::out(&format!(
+                        "Root key rotated: {} -> {}.\nRe-wrapped {} workspace key(s); removed retired key(s): {}.",
+                        r.old_key_id,
+                        r.new_key_id,
+                        r.rewrapped,
+                        if r.retired.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            r.retired.join(", ")
+                        }
+                    ))?;
+                    Ok(())
+                }
+            }
+        }
+        AdminCommand::Audit(AuditCommand::Verify(v)) => {
+            let config = v.server.load()?;
+            let reports = ferry_server::audit_verify(&config, v.workspace.as_deref()).await?;
+            let failed = reports.iter().filter(|(_, r)| r.problem.is_some()).count();
+            match g.output {
+                Format::Json => {
+                    let items: Vec<_> = reports
+                        .iter()
+                        .map(|(ws, r)| {
+                            json!({
+                                "workspace": ws.name.as_str(),
+                                "workspace_id": ws.id.to_string(),
+                                "ok": r.problem.is_none(),
+                                "entries": r.entries,
+                                "head_hash": r.head_hash.as_deref().map(hex),
+                                "problem": r.problem.as_ref().map(|p| json!({"seq": p.seq, "reason": p.reason})),
+                            })
+                        })
+                        .collect();
+                    output::json(&json!({ "items": items }))?;
+                }
+                Format::Table => {
+                    let mut lines = Vec::new();
+                    for (ws, r) in &reports {
+                        lines.push(match &r.problem {
+                            None => format!(
+                                "{}: OK ({} entries{})",
+                                ws.name,
+                                r.entries,
+                                r.head_hash
+                                    .as_deref()
+                                    .map(|h| format!(", head {}", hex(h)))
+                                    .unwrap_or_default()
+                            ),
+                            Some(p) => format!(
+                                "{}: FAILED at entry {}: {}",
+                                ws.name, p.seq, p.reason
+                            ),
+                        });
+                    }
+                    if lines.is_empty() {
+                        lines.push("No workspaces.".to_owned());
+                    }
+                    output::out(&lines.join("\n"))?;
+                }
+            }
+            if failed > 0 {
+                bail!("the audit log of {failed} workspace(s) failed verification");
+            }
+            Ok(())
+        }
         AdminCommand::Bootstrap(b) => {
             let internal_url = b.internal_url.as_deref().filter(|u| !u.trim().is_empty());
             let created = match internal_url {
@@ -122,6 +227,10 @@ fn internal_error(e: ferry_client::Error) -> anyhow::Error {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn print(format: Format, c: &Created) -> anyhow::Result<()> {
     match format {
         Format::Json => output::json(&json!({
@@ -187,6 +296,28 @@ mod tests {
         ]);
         assert_eq!(b.internal_url.as_deref(), Some("http://127.0.0.1:8081"));
         assert_eq!(b.internal_token.unwrap().expose_secret(), "fry_internal_x");
+    }
+
+    #[test]
+    fn rotate_root_key_and_audit_verify_parse() {
+        let cli = Cli::try_parse_from(["ferry", "admin", "rotate-root-key", "--data-dir", "/d"]).unwrap();
+        match cli.command {
+            Command::Admin(AdminCommand::RotateRootKey(s)) => {
+                assert_eq!(s.data_dir.unwrap().to_str(), Some("/d"))
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from([
+            "ferry", "admin", "audit", "verify", "--workspace", "acme", "--database-url", "postgres://h/db",
+        ])
+        .unwrap();
+        match cli.command {
+            Command::Admin(AdminCommand::Audit(AuditCommand::Verify(v))) => {
+                assert_eq!(v.workspace.as_deref(), Some("acme"));
+                assert_eq!(v.server.database_url.as_deref(), Some("postgres://h/db"));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -137,6 +137,7 @@ impl Submit {
             max_retries: self.max_retries,
             idempotency_key: self.idempotency_key,
             scheduled_at: self.scheduled_at,
+            sensitive_parameters: None,
         }
     }
 }

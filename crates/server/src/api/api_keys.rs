@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ferry_core::{Action, ApiKeyId, Role};
-use ferry_store::ApiKey;
+use ferry_store::{Actor, ApiKey};
 use secrecy::ExposeSecret;
 
 use super::{ApiJson, ApiPath};
@@ -75,7 +75,14 @@ pub async fn create(
     caller.require(Action::ApiKeyWrite)?;
     let role = parse_role(&body.role)?;
     let (key, secret) =
-        crate::keys::api_key_mint(&state.store, &state.pepper, caller.workspace_id, role).await?;
+        crate::keys::api_key_mint(
+        &state.store,
+        &state.pepper,
+        caller.workspace_id,
+        role,
+        Actor::Key(caller.key_id),
+    )
+    .await?;
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %key.id, role = %role, "API key minted");
     Ok((
         StatusCode::CREATED,
@@ -111,7 +118,10 @@ pub async fn revoke(
 ) -> Result<Json<KeyView>, ApiError> {
     caller.require(Action::ApiKeyWrite)?;
     let id: ApiKeyId = id.parse().map_err(|_| ApiError::not_found("api key"))?;
-    let key = state.store.api_key_revoke(caller.workspace_id, id).await?;
+    let key = state
+        .store
+        .api_key_revoke_by(caller.workspace_id, id, Actor::Key(caller.key_id))
+        .await?;
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %id, "API key revoked");
     Ok(Json(key.into()))
 }

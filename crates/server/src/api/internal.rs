@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use ferry_core::WorkspaceId;
-use ferry_store::Workspace;
+use ferry_store::{Actor, Workspace};
 use secrecy::ExposeSecret;
 
 use super::api_keys::{parse_role, CreateKey, KeyCreated};
@@ -51,7 +51,10 @@ pub async fn workspace_create(
     ApiJson(body): ApiJson<CreateWorkspace>,
 ) -> Result<(StatusCode, Json<WorkspaceView>), ApiError> {
     let name = parse_name("name", &body.name)?;
-    let ws = state.store.workspace_create(&name).await?;
+    let ws = state
+        .store
+        .workspace_create_by(&name, Actor::Internal)
+        .await?;
     tracing::info!(workspace_id = %ws.id, name = %ws.name, "Workspace created");
     Ok((StatusCode::CREATED, Json(ws.into())))
 }
@@ -84,7 +87,9 @@ pub async fn api_key_create(
     let id: WorkspaceId = id.parse().map_err(|_| ApiError::not_found("workspace"))?;
     let role = parse_role(&body.role)?;
     let ws = state.store.workspace_get(id).await?;
-    let (key, secret) = crate::keys::api_key_mint(&state.store, &state.pepper, ws.id, role).await?;
+    let (key, secret) =
+        crate::keys::api_key_mint(&state.store, &state.pepper, ws.id, role, Actor::Internal)
+            .await?;
     tracing::info!(workspace_id = %ws.id, key_id = %key.id, role = %role, "API key minted");
     Ok((
         StatusCode::CREATED,

@@ -3,10 +3,14 @@
 //! that turn malformed requests into the API's error format.
 
 pub mod api_keys;
+pub mod audit;
+pub mod credentials;
 pub mod health;
 pub mod internal;
 pub mod pools;
 pub mod runs;
+pub mod secrets;
+pub mod workspace;
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -32,6 +36,23 @@ pub fn public_router() -> Router<AppState> {
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/runs/{id}/events", get(runs::events))
         .route("/v1/runs/{id}/logs", get(runs::logs))
+        .route(
+            "/v1/credentials",
+            post(credentials::create).get(credentials::list),
+        )
+        .route(
+            "/v1/credentials/{id}",
+            get(credentials::show)
+                .put(credentials::rotate)
+                .delete(credentials::delete),
+        )
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{name}",
+            get(secrets::show).put(secrets::put).delete(secrets::delete),
+        )
+        .route("/v1/audit", get(audit::list))
+        .route("/v1/workspace", get(workspace::show).patch(workspace::update))
         .route("/v1/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .merge(health::router())
@@ -58,10 +79,59 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(rejection) => return Err(json_rejection(rejection)),
+        };
+        // serde's derived structs also accept their fields as a positional array; a request
+        // body is an object with named fields, nothing else.
+        if !value.is_object() {
+            return Err(ApiError::invalid(format!(
+                "expected a JSON object with named fields as the body, got {}",
+                json_kind(&value)
+            )));
         }
+        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                ApiError::invalid(inner.to_string())
+            } else {
+                ApiError::invalid(format!("{path}: {inner}"))
+            }
+        })
+    }
+}
+
+/// `deserialize_with` for a nested struct field: accepts only a JSON object (or null), never
+/// the positional array serde's derive would also take.
+pub fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: DeserializeOwned,
+{
+    use serde::Deserialize;
+    match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+            let path = e.path().to_string();
+            serde::de::Error::custom(format!("{path}: {}", e.into_inner()))
+        }),
+        Some(other) => Err(serde::de::Error::custom(format!(
+            "expected a JSON object, got {}",
+            json_kind(&other)
+        ))),
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 

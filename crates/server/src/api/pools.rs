@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{DateTime, Utc};
-use ferry_core::{Action, PoolLimits, PoolType};
-use ferry_store::{NewPool, Pool, PoolPatch};
+use ferry_core::{Action, CredentialKind, PoolLimits, PoolType};
+use ferry_store::{Actor, NewPool, Pool, PoolPatch};
 use serde_json::Value;
 
 use super::{parse_name, ApiJson, ApiPath};
@@ -26,11 +26,13 @@ pub struct CreatePool {
     pub pool_type: String,
     /// Ceilings for each run (memory_mb, timeout_s, cpu_fuel_m, log_bytes, scratch_bytes).
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
     /// The base job template of a push pool (a JSON object).
     #[schema(value_type = Option<Object>)]
     pub job_template: Option<Value>,
-    /// The workspace credential a push pool uses.
+    /// The workspace credential a push pool uses: an existing credential of this workspace
+    /// whose kind fits the pool (ecs: aws-*, cloud-run: gcp-*).
     pub credential: Option<String>,
     /// Most runs of this pool in flight at once.
     pub concurrency_limit: Option<u32>,
@@ -44,6 +46,7 @@ pub struct CreatePool {
 #[serde(deny_unknown_fields)]
 pub struct UpdatePool {
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
     #[schema(value_type = Option<Object>)]
     pub job_template: Option<Value>,
@@ -165,8 +168,14 @@ pub async fn create(
         .transpose()?;
     match (pool_type.is_push(), &credential) {
         (true, None) => {
+            let fitting = CredentialKind::fitting(pool_type)
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ");
             return Err(ApiError::invalid(format!(
-                "a {pool_type} pool needs a credential: name one of this workspace's credentials"
+                "a {pool_type} pool needs a credential: name one of this workspace's {fitting} \
+                 credentials (register one with POST /v1/credentials)"
             )));
         }
         (false, Some(_)) => return Err(ApiError::invalid("a managed pool takes no credential")),
@@ -187,7 +196,26 @@ pub async fn create(
         max_retries,
         paused: body.paused.unwrap_or(false),
     };
-    let pool = state.store.pool_create(caller.workspace_id, &new).await?;
+    let pool = match state
+        .store
+        .pool_create_by(caller.workspace_id, &new, Actor::Key(caller.key_id))
+        .await
+    {
+        Ok(p) => p,
+        Err(ferry_store::Error::NotFound { kind: "credential" }) => {
+            let fitting = CredentialKind::fitting(pool_type)
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(" or ");
+            return Err(ApiError::invalid(format!(
+                "credential {:?} does not exist in this workspace; register a {fitting} credential \
+                 with POST /v1/credentials first, then name it here",
+                body.credential.as_deref().unwrap_or_default()
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, pool = %pool.name, pool_type = %pool.pool_type, "Pool created");
     Ok((StatusCode::CREATED, Json(pool.into())))
 }
@@ -257,7 +285,7 @@ pub async fn update(
     };
     let pool = state
         .store
-        .pool_update(caller.workspace_id, &name, &patch)
+        .pool_update_by(caller.workspace_id, &name, &patch, Actor::Key(caller.key_id))
         .await?;
     if let Some(s) = &state.scheduler {
         s.notify_submitted();
@@ -276,7 +304,10 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::PoolWrite)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
-    state.store.pool_delete(caller.workspace_id, &name).await?;
+    state
+        .store
+        .pool_delete_by(caller.workspace_id, &name, Actor::Key(caller.key_id))
+        .await?;
     tracing::info!(workspace_id = %caller.workspace_id, pool = %name, "Pool deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -37,6 +37,7 @@ pub struct CreateRun {
     pub timeout_s: Option<u32>,
     /// Lower limits than the pool's.
     #[schema(value_type = Option<Object>)]
+    #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
     /// Infrastructure retries; default the pool's.
     pub max_retries: Option<u32>,
@@ -44,6 +45,21 @@ pub struct CreateRun {
     pub idempotency_key: Option<String>,
     /// When to start; default now.
     pub scheduled_at: Option<DateTime<Utc>>,
+    /// Parameters too sensitive to store in the clear (a JSON object): sealed under the
+    /// workspace's key, never returned by the API, handed to the executor with the run.
+    #[schema(value_type = Option<Object>)]
+    pub sensitive_parameters: Option<Redacted<Value>>,
+}
+
+/// A request value kept out of `Debug` output.
+#[derive(serde::Deserialize)]
+#[serde(transparent)]
+pub struct Redacted<T>(pub T);
+
+impl<T> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[REDACTED]")
+    }
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -70,6 +86,8 @@ pub struct RunView {
     #[schema(value_type = Option<Object>)]
     pub infrastructure: Option<Value>,
     pub log_truncated: bool,
+    /// Whether the run carries sealed sensitive parameters (their values are never shown).
+    pub has_sensitive_parameters: bool,
     pub scheduled_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub started_at: Option<DateTime<Utc>>,
@@ -94,6 +112,7 @@ impl From<Run> for RunView {
             idempotency_key: r.idempotency_key,
             infrastructure: r.infrastructure,
             log_truncated: r.log_truncated,
+            has_sensitive_parameters: r.has_sensitive_parameters,
             scheduled_at: r.scheduled_at,
             created_at: r.created_at,
             started_at: r.started_at,
@@ -303,12 +322,31 @@ pub async fn create(
         idempotency_key,
         scheduled_at: body.scheduled_at.unwrap_or_else(Utc::now),
     };
-    let (run, created) = state.store.run_create(&new).await?;
+    let (run, created) = match body.sensitive_parameters.map(|r| r.0) {
+        None => state.store.run_create(&new).await?,
+        Some(Value::Object(map)) => {
+            let mut sensitive = Value::Object(map);
+            let text = crate::credential::seal_form(&sensitive);
+            crate::credential::scrub(&mut sensitive);
+            let id = RunId::new();
+            let sealed = state
+                .vault
+                .run_parameters_seal(caller.workspace_id, id, &text)
+                .await?;
+            state.store.run_create_sealed(&new, id, &sealed).await?
+        }
+        Some(mut other) => {
+            crate::credential::scrub(&mut other);
+            return Err(ApiError::invalid("sensitive_parameters must be a JSON object"));
+        }
+    };
     if !created {
         let same = run.pool_id == new.pool_id
             && run.parameters == new.parameters
             && run.job_variables == new.job_variables
-            && run.artifact == new.artifact;
+            && run.artifact == new.artifact
+            && run.limits == new.limits
+            && run.max_retries == new.max_retries;
         if !same {
             return Err(ApiError::conflict(format!(
                 "idempotency key already used for a different submission (run {}); use a new key",
@@ -470,8 +508,13 @@ fn follow(
     id: RunId,
     mut after: i64,
 ) -> impl futures::Stream<Item = Result<Event, Infallible>> {
+    let shutdown = state.shutdown.clone();
     async_stream(move |tx| async move {
         loop {
+            if shutdown.is_cancelled() {
+                // The server is stopping: end the stream; the client resumes with `after`.
+                return;
+            }
             // Read the state first: lines written before it ended are then all visible below.
             let run = match state.store.run_get(caller.workspace_id, id).await {
                 Ok(r) => r,
@@ -507,7 +550,10 @@ fn follow(
                 return;
             }
             if !full {
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
             }
         }
     })

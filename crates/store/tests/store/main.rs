@@ -24,11 +24,14 @@ macro_rules! backend_test {
 
 mod harness;
 
+mod artifacts;
+mod audit;
 mod logs;
 mod parity;
 mod pools;
 mod queue;
 mod runs;
+mod secrets_and_credentials;
 mod store;
 mod tenancy;
 mod transitions;

@@ -211,10 +211,16 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
             // The schema is really there (a broken query must not make two empty schemas).
             let expect = [
                 "api_keys",
+                "artifacts",
+                "audit_events",
+                "audit_heads",
+                "credentials",
                 "pools",
                 "run_events",
                 "run_logs",
                 "runs",
+                "secrets",
+                "workspace_keys",
                 "workspaces",
             ];
             assert_eq!(lite.tables.keys().collect::<Vec<_>>(), expect);

@@ -1,0 +1,216 @@
+//! `/v1/credentials`: register, list, show, rotate and delete a workspace's cloud credentials.
+//! Write-only: no response, log line or error ever holds the material.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use ferry_core::{Action, CredentialId, CredentialKind};
+use ferry_store::{Actor, Credential};
+use serde_json::Value;
+
+use super::{parse_name, ApiJson, ApiPath};
+use crate::auth::Caller;
+use crate::credential;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A credential as shown: metadata and a fingerprint, never the material.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CredentialView {
+    pub id: String,
+    pub name: String,
+    /// gcp-service-account-key, gcp-workload-identity, aws-access-key or aws-assume-role.
+    pub kind: String,
+    /// `hmac-sha256:<32 hex>` of the material under a key of this workspace: equal material
+    /// has an equal fingerprint; nothing else can be learnt from it.
+    pub fingerprint: String,
+    /// The external id Ferry passes when it assumes the role (aws-assume-role only): put it in
+    /// the role's trust policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Non-secret facts: region, role ARN and account, client email and project, the access
+    /// key id's last four characters.
+    #[schema(value_type = Object)]
+    pub metadata: Value,
+    /// The last validation's result; null until validated.
+    #[schema(value_type = Option<Object>)]
+    pub validation: Option<Value>,
+    /// 1 at registration, plus one per rotation.
+    pub version: u32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl CredentialView {
+    fn new(c: Credential, external_id: Option<&str>) -> Self {
+        CredentialView {
+            id: c.id.to_string(),
+            name: c.name.to_string(),
+            kind: c.kind.as_str().to_owned(),
+            fingerprint: c.fingerprint,
+            external_id: (c.kind == CredentialKind::AwsAssumeRole)
+                .then(|| external_id.map(str::to_owned))
+                .flatten(),
+            metadata: c.metadata,
+            validation: c.validation,
+            version: c.version,
+            created_at: c.created_at,
+            updated_at: c.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct CredentialList {
+    pub items: Vec<CredentialView>,
+}
+
+fn parse_id(s: &str) -> Result<CredentialId, ApiError> {
+    s.parse().map_err(|_| ApiError::not_found("credential"))
+}
+
+async fn external_id(state: &AppState, caller: &Caller) -> Result<String, ApiError> {
+    Ok(state
+        .store
+        .workspace_settings(caller.workspace_id)
+        .await?
+        .aws_external_id)
+}
+
+/// Register a credential. The body is `{"name", "kind", ...}` with the kind's fields:
+/// `key` (gcp-service-account-key: the JSON key file), `config` (gcp-workload-identity: the
+/// external_account configuration), `access_key_id`, `secret_access_key`, `session_token`,
+/// `region` (aws-access-key), `role_arn`, `region` (aws-assume-role; Ferry generates the
+/// external id). Admin only.
+#[utoipa::path(post, path = "/v1/credentials", tag = "credentials", request_body = Object,
+    responses((status = 201, body = CredentialView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
+    caller.require(Action::CredentialWrite)?;
+    let parsed = credential::parse(body).map_err(|e| ApiError::invalid(e.0))?;
+    let name = parsed
+        .name
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("name is required"))
+        .and_then(|n| parse_name("name", n))?;
+    let cred = state
+        .vault
+        .credential_create(
+            caller.workspace_id,
+            name,
+            parsed.kind,
+            &parsed.material,
+            parsed.metadata,
+            Actor::Key(caller.key_id),
+        )
+        .await?;
+    tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, credential_id = %cred.id, credential = %cred.name, kind = %cred.kind, fingerprint = %cred.fingerprint, "Credential registered");
+    let external = external_id(&state, &caller).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CredentialView::new(cred, Some(&external))),
+    ))
+}
+
+/// List the workspace's credentials (metadata only).
+#[utoipa::path(get, path = "/v1/credentials", tag = "credentials", responses((status = 200, body = CredentialList)), security(("api_key" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<CredentialList>, ApiError> {
+    caller.require(Action::CredentialRead)?;
+    let creds = state.store.credentials_list(caller.workspace_id).await?;
+    let external = if creds.iter().any(|c| c.kind == CredentialKind::AwsAssumeRole) {
+        Some(external_id(&state, &caller).await?)
+    } else {
+        None
+    };
+    Ok(Json(CredentialList {
+        items: creds
+            .into_iter()
+            .map(|c| CredentialView::new(c, external.as_deref()))
+            .collect(),
+    }))
+}
+
+/// Show a credential (metadata only).
+#[utoipa::path(get, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)),
+    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+pub async fn show(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<CredentialView>, ApiError> {
+    caller.require(Action::CredentialRead)?;
+    let id = parse_id(&id)?;
+    let cred = state.store.credential_get(caller.workspace_id, id).await?;
+    let external = match cred.kind {
+        CredentialKind::AwsAssumeRole => Some(external_id(&state, &caller).await?),
+        _ => None,
+    };
+    Ok(Json(CredentialView::new(cred, external.as_deref())))
+}
+
+/// Rotate a credential: replace its material with new material of the same kind, under the
+/// same name (the body is a registration's; `name`, if given, must be the credential's).
+/// Pools using it pick up the new material. Admin only.
+#[utoipa::path(put, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn rotate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<Value>,
+) -> Result<Json<CredentialView>, ApiError> {
+    caller.require(Action::CredentialWrite)?;
+    let id = parse_id(&id)?;
+    let current = state.store.credential_get(caller.workspace_id, id).await?;
+    let parsed = credential::parse(body).map_err(|e| ApiError::invalid(e.0))?;
+    if let Some(name) = &parsed.name {
+        if name != current.name.as_str() {
+            return Err(ApiError::invalid(format!(
+                "name {name:?} is not this credential's name ({:?}); a rotation keeps the name",
+                current.name.as_str()
+            )));
+        }
+    }
+    let cred = state
+        .vault
+        .credential_rotate(
+            caller.workspace_id,
+            id,
+            parsed.kind,
+            &parsed.material,
+            parsed.metadata,
+            Actor::Key(caller.key_id),
+        )
+        .await?;
+    tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, credential_id = %cred.id, credential = %cred.name, version = cred.version, fingerprint = %cred.fingerprint, "Credential rotated");
+    let external = external_id(&state, &caller).await?;
+    Ok(Json(CredentialView::new(cred, Some(&external))))
+}
+
+/// Delete a credential; refused (409, naming them) while pools use it. Admin only.
+#[utoipa::path(delete, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require(Action::CredentialWrite)?;
+    let id = parse_id(&id)?;
+    state
+        .store
+        .credential_delete(caller.workspace_id, id, Actor::Key(caller.key_id))
+        .await?;
+    tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, credential_id = %id, "Credential deleted");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,207 @@
+//! The audit log: entries recorded with each audited change, numbered and chained per
+//! workspace, and verification that finds each kind of tampering (made here with raw SQL).
+
+use ferry_core::{PoolType, Role, WorkspaceId};
+use ferry_store::{Actor, AuditReport, PoolPatch, Store};
+use serde_json::json;
+
+use crate::harness::{name, new_pool, Db, Kind};
+
+/// A workspace with five audited changes: create, key, pool create, pool update, pool delete.
+async fn busy_workspace(s: &Store, n: &str) -> WorkspaceId {
+    let ws = s.workspace_create_by(&name(n), Actor::Internal).await.unwrap();
+    let key = s
+        .api_key_create_by(ws.id, Role::Admin, n.as_bytes(), "fry_key_x", Actor::Internal)
+        .await
+        .unwrap();
+    let actor = Actor::Key(key.id);
+    s.pool_create_by(ws.id, &new_pool("sbx", PoolType::Managed), actor).await.unwrap();
+    let patch = PoolPatch {
+        paused: Some(true),
+        ..Default::default()
+    };
+    s.pool_update_by(ws.id, &name("sbx"), &patch, actor).await.unwrap();
+    s.pool_delete_by(ws.id, &name("sbx"), actor).await.unwrap();
+    ws.id
+}
+
+/// The workspace id as a literal of the backend's column type.
+fn ws_sql(db: &Db, ws: WorkspaceId) -> String {
+    match db.kind {
+        Kind::Sqlite => format!("X'{}'", ws.0.simple()),
+        Kind::Postgres => format!("'{}'", ws.0),
+    }
+}
+
+fn problem(r: &AuditReport) -> (i64, String) {
+    r.problem
+        .as_ref()
+        .map(|p| (p.seq, p.reason.clone()))
+        .unwrap_or_else(|| panic!("tampering not detected: {r:?}"))
+}
+
+backend_test!(changes_are_recorded_in_order_with_a_chain);
+async fn changes_are_recorded_in_order_with_a_chain(db: Db) {
+    let s = &db.store;
+    let ws = busy_workspace(s, "acme").await;
+    let events = s.audit_list(ws, 0, 100).await.unwrap();
+    let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["workspace.create", "api_key.create", "pool.create", "pool.update", "pool.delete"]
+    );
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(events[0].actor, "internal");
+    assert!(events[2].actor.starts_with("key:"));
+    assert_eq!(events[2].target, "pool:sbx");
+    assert_eq!(events[3].detail["changes"], json!({"paused": true}));
+    assert_eq!(events[0].prev_hash, vec![0u8; 32]);
+    for pair in events.windows(2) {
+        assert_eq!(pair[1].prev_hash, pair[0].hash);
+    }
+    // Paging.
+    let page = s.audit_list(ws, 2, 2).await.unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4]);
+    let report = s.audit_verify(ws).await.unwrap();
+    assert_eq!(report.problem, None);
+    assert_eq!(report.entries, 5);
+    assert_eq!(report.head_hash.as_deref(), Some(events[4].hash.as_slice()));
+    // An empty log verifies too.
+    let quiet = s.workspace_create(&name("quiet")).await.unwrap();
+    let r = s.audit_verify(quiet.id).await.unwrap();
+    assert_eq!((r.entries, r.problem, r.head_hash), (0, None, None));
+}
+
+backend_test!(concurrent_appends_keep_one_chain);
+async fn concurrent_appends_keep_one_chain(db: Db) {
+    let s = &db.store;
+    let ws = s.workspace_create(&name("acme")).await.unwrap().id;
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move {
+                s.audit_append(ws, Actor::Cli, "test.append", &format!("n:{i}"), json!({"i": i}))
+                    .await
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let report = s.audit_verify(ws).await.unwrap();
+    assert_eq!((report.entries, report.problem), (16, None));
+}
+
+backend_test!(verification_detects_a_changed_entry);
+async fn verification_detects_a_changed_entry(db: Db) {
+    let s = &db.store;
+    let cases = [
+        ("detail", "detail = '{\"id\":\"forged\"}'"),
+        ("actor", "actor = 'internal'"),
+        ("action", "action = 'pool.update'"),
+        ("target", "target = 'pool:other'"),
+        ("whitespace", "detail = detail || ' '"),
+        ("hash", "hash = prev_hash"),
+    ];
+    for (i, (what, set)) in cases.iter().enumerate() {
+        let ws = busy_workspace(s, &format!("w{i}")).await;
+        db.exec(&format!(
+            "UPDATE audit_events SET {set} WHERE workspace_id = {} AND seq = 3",
+            ws_sql(&db, ws)
+        ))
+        .await;
+        let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
+        assert_eq!(seq, 3, "{what}: {reason}");
+        assert!(reason.contains("changed"), "{what}: {reason}");
+    }
+    // A changed time, too.
+    let ws = busy_workspace(s, "time").await;
+    let at = match db.kind {
+        Kind::Sqlite => "'2001-01-01T00:00:00.000000Z'",
+        Kind::Postgres => "'2001-01-01T00:00:00Z'",
+    };
+    db.exec(&format!(
+        "UPDATE audit_events SET at = {at} WHERE workspace_id = {} AND seq = 2",
+        ws_sql(&db, ws)
+    ))
+    .await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 2);
+}
+
+backend_test!(verification_detects_a_removed_entry);
+async fn verification_detects_a_removed_entry(db: Db) {
+    let s = &db.store;
+    // From the middle.
+    let ws = busy_workspace(s, "middle").await;
+    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 2", ws_sql(&db, ws)))
+        .await;
+    let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
+    assert_eq!(seq, 2, "{reason}");
+    assert!(reason.contains("missing"), "{reason}");
+    // The first.
+    let ws = busy_workspace(s, "first").await;
+    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 1", ws_sql(&db, ws)))
+        .await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 1);
+    // The last: the chain itself is intact, the head is not.
+    let ws = busy_workspace(s, "last").await;
+    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 5", ws_sql(&db, ws)))
+        .await;
+    let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
+    assert_eq!(seq, 5, "{reason}");
+    assert!(reason.contains("removed from the end"), "{reason}");
+    // Removed and renumbered, so there is no gap: the chain breaks.
+    let ws = busy_workspace(s, "renumbered").await;
+    let w = ws_sql(&db, ws);
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE workspace_id = {w} AND seq = 3; \
+         UPDATE audit_events SET seq = seq - 1 WHERE workspace_id = {w} AND seq > 3; \
+         UPDATE audit_heads SET seq = 4 WHERE workspace_id = {w}"
+    ))
+    .await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 3);
+    // Everything, head included: detected by nothing but an empty log is all that is left.
+    let ws = busy_workspace(s, "head").await;
+    db.exec(&format!("DELETE FROM audit_heads WHERE workspace_id = {}", ws_sql(&db, ws)))
+        .await;
+    assert!(problem(&s.audit_verify(ws).await.unwrap()).1.contains("no head"));
+}
+
+backend_test!(verification_detects_reordered_entries);
+async fn verification_detects_reordered_entries(db: Db) {
+    let s = &db.store;
+    // Two entries swap places (their sequence numbers).
+    let ws = busy_workspace(s, "swap").await;
+    let w = ws_sql(&db, ws);
+    db.exec(&format!(
+        "UPDATE audit_events SET seq = -1 WHERE workspace_id = {w} AND seq = 2; \
+         UPDATE audit_events SET seq = 2 WHERE workspace_id = {w} AND seq = 3; \
+         UPDATE audit_events SET seq = 3 WHERE workspace_id = {w} AND seq = -1"
+    ))
+    .await;
+    let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
+    assert_eq!(seq, 2, "{reason}");
+    // A later pair, so the first entries verify and the break is found where it is.
+    let ws = busy_workspace(s, "later").await;
+    let w = ws_sql(&db, ws);
+    db.exec(&format!(
+        "UPDATE audit_events SET seq = -4 WHERE workspace_id = {w} AND seq = 4; \
+         UPDATE audit_events SET seq = 4 WHERE workspace_id = {w} AND seq = 3; \
+         UPDATE audit_events SET seq = 3 WHERE workspace_id = {w} AND seq = -4"
+    ))
+    .await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 3);
+    // An entry moved in from another workspace's log.
+    let a = busy_workspace(s, "from").await;
+    let b = busy_workspace(s, "into").await;
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE workspace_id = {} AND seq = 2; \
+         UPDATE audit_events SET workspace_id = {} WHERE workspace_id = {} AND seq = 2",
+        ws_sql(&db, b),
+        ws_sql(&db, b),
+        ws_sql(&db, a)
+    ))
+    .await;
+    assert_eq!(problem(&s.audit_verify(b).await.unwrap()).0, 2);
+    assert_eq!(problem(&s.audit_verify(a).await.unwrap()).0, 2);
+}

@@ -1,0 +1,11 @@
+-- Uploaded flows, content-addressed per workspace: the same bytes uploaded by two workspaces
+-- are two rows, so a digest never tells one tenant what another has.
+CREATE TABLE artifacts (
+    workspace_id UUID NOT NULL REFERENCES workspaces (id),
+    digest TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size BIGINT NOT NULL,
+    bytes BYTEA NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (workspace_id, digest)
+);
