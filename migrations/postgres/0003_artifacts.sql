@@ -9,3 +9,6 @@ CREATE TABLE artifacts (
     created_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (workspace_id, digest)
 );
+
+-- The claim query's fair-share order counts each workspace's runs in flight.
+CREATE INDEX runs_workspace_state_idx ON runs (workspace_id, state);

@@ -157,7 +157,10 @@ mod tests {
     fn idempotency_keys() {
         assert!(IdempotencyKey::parse("order-42/retry:1").is_ok());
         assert!(IdempotencyKey::parse("").is_err());
-        assert_eq!(IdempotencyKey::parse("has space"), Err(NameError::NotPrintable { found: ' ' }));
+        assert_eq!(
+            IdempotencyKey::parse("has space"),
+            Err(NameError::NotPrintable { found: ' ' })
+        );
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
     }
 }

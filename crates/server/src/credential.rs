@@ -57,9 +57,9 @@ pub fn parse(mut body: Value) -> Result<Parsed, Invalid> {
 }
 
 fn parse_inner(body: &Value) -> Result<Parsed, Invalid> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| invalid("the body must be a JSON object with name, kind and the kind's fields"))?;
+    let obj = body.as_object().ok_or_else(|| {
+        invalid("the body must be a JSON object with name, kind and the kind's fields")
+    })?;
     let kind_text = match obj.get("kind") {
         Some(Value::String(s)) => s.as_str(),
         Some(_) => return Err(invalid("kind must be a string")),
@@ -135,7 +135,11 @@ pub(crate) fn seal_form(v: &Value) -> SecretString {
             Value::String(s) => s.len() * 6 + 2,
             Value::Array(items) => items.iter().map(bound).sum::<usize>() + items.len() + 2,
             Value::Object(m) => {
-                m.iter().map(|(k, v)| k.len() * 6 + 3 + bound(v)).sum::<usize>() + m.len() + 2
+                m.iter()
+                    .map(|(k, v)| k.len() * 6 + 3 + bound(v))
+                    .sum::<usize>()
+                    + m.len()
+                    + 2
             }
             _ => 32,
         }
@@ -156,7 +160,11 @@ fn only_fields(obj: &Map<String, Value>, allowed: &[&str], what: &str) -> Result
 }
 
 /// A string field; the message names the field, never its value.
-fn string<'a>(obj: &'a Map<String, Value>, field: &str, path: &str) -> Result<Option<&'a str>, Invalid> {
+fn string<'a>(
+    obj: &'a Map<String, Value>,
+    field: &str,
+    path: &str,
+) -> Result<Option<&'a str>, Invalid> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.as_str())),
@@ -195,7 +203,9 @@ fn aws_region(obj: &Map<String, Value>) -> Result<String, Invalid> {
 fn aws_access_key(obj: &Map<String, Value>) -> Result<(SecretString, Value), Invalid> {
     let id = required(obj, "access_key_id", "")?;
     if !(16..=128).contains(&id.len())
-        || !id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        || !id
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
     {
         return Err(invalid(
             "access_key_id must be 16 to 128 characters of A-Z and 0-9 (like AKIAIOSFODNN7EXAMPLE)",
@@ -251,7 +261,10 @@ pub fn parse_role_arn(arn: &str) -> Result<String, Invalid> {
     let partition = parts[1];
     let partition_ok = partition == "aws"
         || partition.strip_prefix("aws-").is_some_and(|rest| {
-            !rest.is_empty() && rest.split('-').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+            !rest.is_empty()
+                && rest
+                    .split('-')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
         });
     if !partition_ok {
         return Err(bad("has an unknown partition"));
@@ -273,7 +286,9 @@ pub fn parse_role_arn(arn: &str) -> Result<String, Invalid> {
     let segments: Vec<&str> = path.split('/').collect();
     let name = segments.last().copied().unwrap_or("");
     if path.len() > 512
-        || segments.iter().any(|s| s.is_empty() || !s.bytes().all(allowed))
+        || segments
+            .iter()
+            .any(|s| s.is_empty() || !s.bytes().all(allowed))
         || name.len() > 64
     {
         return Err(bad("has an invalid role path or name"));
@@ -370,7 +385,14 @@ fn gcp_service_account_key(obj: &Map<String, Value>) -> Result<(SecretString, Va
     }
     let pem = required(key, "private_key", p)?;
     check_rsa_private_key(pem)?;
-    for field in ["private_key_id", "project_id", "client_id", "auth_uri", "auth_provider_x509_cert_url", "client_x509_cert_url"] {
+    for field in [
+        "private_key_id",
+        "project_id",
+        "client_id",
+        "auth_uri",
+        "auth_provider_x509_cert_url",
+        "client_x509_cert_url",
+    ] {
         string(key, field, p)?;
     }
     let project = string(key, "project_id", p)?;
@@ -397,7 +419,10 @@ fn https_on(url: &str, host: &str) -> bool {
 fn metadata_url(url: &str) -> bool {
     Url::parse(url).is_ok_and(|u| {
         u.scheme() == "http"
-            && matches!(u.host_str(), Some("169.254.169.254") | Some("[fd00:ec2::254]"))
+            && matches!(
+                u.host_str(),
+                Some("169.254.169.254") | Some("[fd00:ec2::254]")
+            )
             && u.port().is_none()
             && u.username().is_empty()
     })
@@ -456,7 +481,9 @@ fn gcp_workload_identity(obj: &Map<String, Value>) -> Result<(SecretString, Valu
     }
     if let Some(u) = string(config, "token_info_url", p)? {
         if !https_on(u, "sts.googleapis.com") {
-            return Err(invalid("config.token_info_url must be on https://sts.googleapis.com/"));
+            return Err(invalid(
+                "config.token_info_url must be on https://sts.googleapis.com/",
+            ));
         }
     }
     let mut service_account = None;
@@ -481,7 +508,11 @@ fn gcp_workload_identity(obj: &Map<String, Value>) -> Result<(SecretString, Valu
     }
     match config.get("service_account_impersonation") {
         None | Some(Value::Object(_)) => {}
-        Some(_) => return Err(invalid("config.service_account_impersonation must be an object")),
+        Some(_) => {
+            return Err(invalid(
+                "config.service_account_impersonation must be an object",
+            ))
+        }
     }
     let source_kind = credential_source(config)?;
     let sealed = seal_form(&Value::Object(config.clone()));
@@ -531,7 +562,11 @@ fn credential_source(config: &Map<String, Value>) -> Result<&'static str, Invali
     match source.get("headers") {
         None => {}
         Some(Value::Object(h)) if h.values().all(Value::is_string) => {}
-        Some(_) => return Err(invalid("config.credential_source.headers must map names to strings")),
+        Some(_) => {
+            return Err(invalid(
+                "config.credential_source.headers must map names to strings",
+            ))
+        }
     }
     match source.get("format") {
         None | Some(Value::Object(_)) => {}
@@ -668,29 +703,92 @@ mod tests {
         let g = parse(json!({"kind": "gcp-service-account-key", "key": sa_key()})).unwrap();
         assert!(!g.metadata.to_string().contains("PRIVATE"));
         assert!(!g.metadata.to_string().contains("0123456789abcdef"));
-        assert_eq!(g.metadata["client_email"], "ferry@proj.iam.gserviceaccount.com");
+        assert_eq!(
+            g.metadata["client_email"],
+            "ferry@proj.iam.gserviceaccount.com"
+        );
     }
 
     #[test]
     fn bad_service_account_keys_say_what_is_wrong() {
         let body = |key: Value| json!({"name": "g", "kind": "gcp-service-account-key", "key": key});
         let cases: Vec<(Value, &str)> = vec![
-            (json!({"name": "g", "kind": "gcp-service-account-key"}), "key is required"),
-            (body(json!("{\"type\": \"service_account\"}")), "not a string"),
-            (body(with(sa_key(), &["type"], json!("authorized_user"))), "key.type must be \"service_account\""),
-            (body(with(sa_key(), &["type"], Value::Null)), "key.type is required"),
-            (body(with(sa_key(), &["token_uri"], json!("https://evil.example.com/token"))), "key.token_uri must be"),
-            (body(with(sa_key(), &["token_uri"], json!("http://oauth2.googleapis.com/token"))), "key.token_uri must be"),
-            (body(with(sa_key(), &["client_email"], Value::Null)), "key.client_email is required"),
-            (body(with(sa_key(), &["client_email"], json!("nobody"))), "not an email"),
-            (body(with(sa_key(), &["private_key"], Value::Null)), "key.private_key is required"),
-            (body(with(sa_key(), &["private_key"], json!("not a pem"))), "not a PEM-encoded private key"),
-            (body(with(sa_key(), &["private_key"], json!(PKCS1))), "must be a PKCS#8 key"),
-            (body(with(sa_key(), &["private_key"], json!(SHORT))), "1024 bits"),
-            (body(with(sa_key(), &["private_key"], json!(EC))), "not an RSA key"),
-            (body(with(sa_key(), &["private_key"], json!(PEM.replace("MII", "MIJ")))), "private key"),
-            (body(with(sa_key(), &["private_key"], json!(5))), "key.private_key must be a string"),
-            (body(with(sa_key(), &["universe_domain"], json!("example.com"))), "universe_domain"),
+            (
+                json!({"name": "g", "kind": "gcp-service-account-key"}),
+                "key is required",
+            ),
+            (
+                body(json!("{\"type\": \"service_account\"}")),
+                "not a string",
+            ),
+            (
+                body(with(sa_key(), &["type"], json!("authorized_user"))),
+                "key.type must be \"service_account\"",
+            ),
+            (
+                body(with(sa_key(), &["type"], Value::Null)),
+                "key.type is required",
+            ),
+            (
+                body(with(
+                    sa_key(),
+                    &["token_uri"],
+                    json!("https://evil.example.com/token"),
+                )),
+                "key.token_uri must be",
+            ),
+            (
+                body(with(
+                    sa_key(),
+                    &["token_uri"],
+                    json!("http://oauth2.googleapis.com/token"),
+                )),
+                "key.token_uri must be",
+            ),
+            (
+                body(with(sa_key(), &["client_email"], Value::Null)),
+                "key.client_email is required",
+            ),
+            (
+                body(with(sa_key(), &["client_email"], json!("nobody"))),
+                "not an email",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], Value::Null)),
+                "key.private_key is required",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], json!("not a pem"))),
+                "not a PEM-encoded private key",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], json!(PKCS1))),
+                "must be a PKCS#8 key",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], json!(SHORT))),
+                "1024 bits",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], json!(EC))),
+                "not an RSA key",
+            ),
+            (
+                body(with(
+                    sa_key(),
+                    &["private_key"],
+                    json!(PEM.replace("MII", "MIJ")),
+                )),
+                "private key",
+            ),
+            (
+                body(with(sa_key(), &["private_key"], json!(5))),
+                "key.private_key must be a string",
+            ),
+            (
+                body(with(sa_key(), &["universe_domain"], json!("example.com"))),
+                "universe_domain",
+            ),
         ];
         for (body, want) in cases {
             let msg = err(body.clone());
@@ -702,32 +800,122 @@ mod tests {
 
     #[test]
     fn bad_workload_identity_configs_say_what_is_wrong() {
-        let body = |config: Value| json!({"name": "w", "kind": "gcp-workload-identity", "config": config});
+        let body =
+            |config: Value| json!({"name": "w", "kind": "gcp-workload-identity", "config": config});
         let cases: Vec<(Value, &str)> = vec![
-            (body(with(wif(), &["type"], json!("service_account"))), "config.type must be \"external_account\""),
-            (body(with(wif(), &["token_url"], json!("https://sts.evil.com/v1/token"))), "config.token_url must be on https://sts.googleapis.com/"),
-            (body(with(wif(), &["token_url"], json!("http://sts.googleapis.com/v1/token"))), "config.token_url"),
-            (body(with(wif(), &["token_url"], json!("https://sts.googleapis.com.evil.com/v1/token"))), "config.token_url"),
-            (body(with(wif(), &["token_url"], json!("https://user@sts.googleapis.com/v1/token"))), "config.token_url"),
-            (body(with(wif(), &["service_account_impersonation_url"], json!("https://evil.com/x"))), "iamcredentials.googleapis.com"),
-            (body(with(wif(), &["credential_source"], json!({"file": "/etc/passwd"}))), "credential_source.file is refused"),
-            (body(with(wif(), &["credential_source"], json!({"executable": {"command": "/bin/sh"}}))), "credential_source.executable is refused"),
-            (body(with(wif(), &["credential_source"], json!({"url": "http://10.0.0.1/token"}))), "instance-metadata URL"),
-            (body(with(wif(), &["credential_source"], json!({"url": "http://127.0.0.1:8081/internal"}))), "instance-metadata URL"),
-            (body(with(wif(), &["credential_source"], json!({}))), "needs environment_id"),
-            (body(with(wif(), &["credential_source"], json!({"environment_id": "azure1"}))), "not supported"),
-            (body(with(wif(), &["audience"], json!("https://example.com"))), "config.audience"),
-            (body(with(wif(), &["surprise"], json!(1))), "unknown field \"surprise\""),
-            (json!({"name": "w", "kind": "gcp-workload-identity"}), "config is required"),
+            (
+                body(with(wif(), &["type"], json!("service_account"))),
+                "config.type must be \"external_account\"",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["token_url"],
+                    json!("https://sts.evil.com/v1/token"),
+                )),
+                "config.token_url must be on https://sts.googleapis.com/",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["token_url"],
+                    json!("http://sts.googleapis.com/v1/token"),
+                )),
+                "config.token_url",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["token_url"],
+                    json!("https://sts.googleapis.com.evil.com/v1/token"),
+                )),
+                "config.token_url",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["token_url"],
+                    json!("https://user@sts.googleapis.com/v1/token"),
+                )),
+                "config.token_url",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["service_account_impersonation_url"],
+                    json!("https://evil.com/x"),
+                )),
+                "iamcredentials.googleapis.com",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["credential_source"],
+                    json!({"file": "/etc/passwd"}),
+                )),
+                "credential_source.file is refused",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["credential_source"],
+                    json!({"executable": {"command": "/bin/sh"}}),
+                )),
+                "credential_source.executable is refused",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["credential_source"],
+                    json!({"url": "http://10.0.0.1/token"}),
+                )),
+                "instance-metadata URL",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["credential_source"],
+                    json!({"url": "http://127.0.0.1:8081/internal"}),
+                )),
+                "instance-metadata URL",
+            ),
+            (
+                body(with(wif(), &["credential_source"], json!({}))),
+                "needs environment_id",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["credential_source"],
+                    json!({"environment_id": "azure1"}),
+                )),
+                "not supported",
+            ),
+            (
+                body(with(wif(), &["audience"], json!("https://example.com"))),
+                "config.audience",
+            ),
+            (
+                body(with(wif(), &["surprise"], json!(1))),
+                "unknown field \"surprise\"",
+            ),
+            (
+                json!({"name": "w", "kind": "gcp-workload-identity"}),
+                "config is required",
+            ),
         ];
         for (body, want) in cases {
             let msg = err(body.clone());
             assert!(msg.contains(want), "{body}: {msg:?} lacks {want:?}");
         }
-        let url_source = with(wif(), &["credential_source"], json!({
-            "url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01",
-            "headers": {"Metadata": "True"}, "format": {"type": "json", "subject_token_field_name": "access_token"}
-        }));
+        let url_source = with(
+            wif(),
+            &["credential_source"],
+            json!({
+                "url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01",
+                "headers": {"Metadata": "True"}, "format": {"type": "json", "subject_token_field_name": "access_token"}
+            }),
+        );
         assert!(parse(body(url_source)).is_ok());
     }
 
@@ -737,22 +925,94 @@ mod tests {
             "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "region": "us-east-1"});
         let role = json!({"name": "r", "kind": "aws-assume-role", "role_arn": "arn:aws:iam::111111111111:role/x", "region": "us-east-1"});
         let cases: Vec<(Value, &str)> = vec![
-            (with(key.clone(), &["access_key_id"], json!("akia-lower")), "access_key_id must be"),
-            (with(key.clone(), &["secret_access_key"], Value::Null), "secret_access_key is required"),
-            (with(key.clone(), &["secret_access_key"], json!("short")), "secret_access_key must be"),
-            (with(key.clone(), &["region"], json!("mars-1")), "region \"mars-1\""),
-            (with(key.clone(), &["region"], Value::Null), "region is required"),
-            (with(key.clone(), &["session_token"], json!("has space in it")), "session_token"),
-            (with(key.clone(), &["role_arn"], json!("arn:aws:iam::1:role/x")), "unknown field \"role_arn\""),
-            (with(role.clone(), &["external_id"], json!("mine")), "Ferry generates the external id"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:iam::11111111111:role/x")), "12-digit"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:iam::111111111111:user/x")), "is not a role"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:s3:::bucket")), "role_arn"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:iam:us-east-1:111111111111:role/x")), "has a region"),
-            (with(role.clone(), &["role_arn"], json!("arn:evil:iam::111111111111:role/x")), "partition"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:iam::111111111111:role/")), "role path or name"),
-            (with(role.clone(), &["role_arn"], json!("arn:aws:iam::111111111111:role/a//b")), "role path or name"),
-            (with(role.clone(), &["role_arn"], json!("not-an-arn")), "is not an ARN"),
+            (
+                with(key.clone(), &["access_key_id"], json!("akia-lower")),
+                "access_key_id must be",
+            ),
+            (
+                with(key.clone(), &["secret_access_key"], Value::Null),
+                "secret_access_key is required",
+            ),
+            (
+                with(key.clone(), &["secret_access_key"], json!("short")),
+                "secret_access_key must be",
+            ),
+            (
+                with(key.clone(), &["region"], json!("mars-1")),
+                "region \"mars-1\"",
+            ),
+            (
+                with(key.clone(), &["region"], Value::Null),
+                "region is required",
+            ),
+            (
+                with(key.clone(), &["session_token"], json!("has space in it")),
+                "session_token",
+            ),
+            (
+                with(key.clone(), &["role_arn"], json!("arn:aws:iam::1:role/x")),
+                "unknown field \"role_arn\"",
+            ),
+            (
+                with(role.clone(), &["external_id"], json!("mine")),
+                "Ferry generates the external id",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:aws:iam::11111111111:role/x"),
+                ),
+                "12-digit",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:aws:iam::111111111111:user/x"),
+                ),
+                "is not a role",
+            ),
+            (
+                with(role.clone(), &["role_arn"], json!("arn:aws:s3:::bucket")),
+                "role_arn",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:aws:iam:us-east-1:111111111111:role/x"),
+                ),
+                "has a region",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:evil:iam::111111111111:role/x"),
+                ),
+                "partition",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:aws:iam::111111111111:role/"),
+                ),
+                "role path or name",
+            ),
+            (
+                with(
+                    role.clone(),
+                    &["role_arn"],
+                    json!("arn:aws:iam::111111111111:role/a//b"),
+                ),
+                "role path or name",
+            ),
+            (
+                with(role.clone(), &["role_arn"], json!("not-an-arn")),
+                "is not an ARN",
+            ),
             (json!({"name": "x", "kind": "azure-key"}), "is not one of"),
             (json!({"name": "x"}), "kind is missing"),
             (json!([1, 2]), "JSON object"),

@@ -434,7 +434,10 @@ impl Server {
         }
         // Requests in flight get a bounded time to finish; then they are cut.
         for mut l in self.listeners.drain(..) {
-            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut l).await.is_err() {
+            if tokio::time::timeout(std::time::Duration::from_secs(10), &mut l)
+                .await
+                .is_err()
+            {
                 tracing::warn!("Requests still in flight after 10 s; closing them");
                 l.abort();
             }

@@ -37,7 +37,12 @@ pub enum Error {
 
 type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn credential_binding(ws: WorkspaceId, id: CredentialId, kind: CredentialKind, version: u32) -> Binding {
+fn credential_binding(
+    ws: WorkspaceId,
+    id: CredentialId,
+    kind: CredentialKind,
+    version: u32,
+) -> Binding {
     Binding::new(ws, id, format!("credential/{}", kind.as_str()), version)
 }
 
@@ -235,7 +240,11 @@ impl Vault {
 
     /// The value of workspace `ws`'s secret `name`, or `None` if it has no such secret. What
     /// a run is granted by name.
-    pub async fn secret_reveal(&self, ws: WorkspaceId, name: &Name) -> Result<Option<SecretString>> {
+    pub async fn secret_reveal(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+    ) -> Result<Option<SecretString>> {
         let Some((secret, sealed)) = self.store.secret_sealed(ws, name).await? else {
             return Ok(None);
         };

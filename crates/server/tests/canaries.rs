@@ -90,7 +90,12 @@ impl Canaries {
         for (c, what) in &self.0 {
             let mut forms = vec![c.as_bytes().to_vec()];
             if hex {
-                forms.push(c.bytes().map(|b| format!("{b:02x}")).collect::<String>().into_bytes());
+                forms.push(
+                    c.bytes()
+                        .map(|b| format!("{b:02x}"))
+                        .collect::<String>()
+                        .into_bytes(),
+                );
             }
             for f in forms {
                 origin.insert(f.clone(), (c.clone(), what.clone()));
@@ -131,12 +136,36 @@ async fn no_canary_anywhere(mut app: App) {
         let body = json!({"name": format!("wif-{i}"), "kind": "gcp-workload-identity", "config": wif_config(&header)});
         replies.push(app.post(&t.admin, "/v1/credentials", body).await);
         let id = format!("AKIA{}ABCD", c.upper(format!("access_key_id of aws-{i}")));
-        let secret = format!("{}/K7MDENG", c.lower(format!("secret_access_key of aws-{i}")));
+        let secret = format!(
+            "{}/K7MDENG",
+            c.lower(format!("secret_access_key of aws-{i}"))
+        );
         let token = format!("IQoJ{}", c.lower(format!("session_token of aws-{i}")));
-        replies.push(app.post(&t.admin, "/v1/credentials", aws_key(&format!("aws-{i}"), &id, &secret, Some(&token))).await);
-        replies.push(app.post(&t.admin, "/v1/credentials", assume_role(&format!("role-{i}"), "111111111111")).await);
+        replies.push(
+            app.post(
+                &t.admin,
+                "/v1/credentials",
+                aws_key(&format!("aws-{i}"), &id, &secret, Some(&token)),
+            )
+            .await,
+        );
+        replies.push(
+            app.post(
+                &t.admin,
+                "/v1/credentials",
+                assume_role(&format!("role-{i}"), "111111111111"),
+            )
+            .await,
+        );
         let value = c.lower(format!("value of secret s-{i}"));
-        replies.push(app.put(&t.admin, &format!("/v1/secrets/s-{i}"), json!({"value": value})).await);
+        replies.push(
+            app.put(
+                &t.admin,
+                &format!("/v1/secrets/s-{i}"),
+                json!({"value": value}),
+            )
+            .await,
+        );
     }
     // Rotations and replacements too: the old material must not linger either.
     for i in 0..10 {
@@ -144,11 +173,28 @@ async fn no_canary_anywhere(mut app: App) {
         let id = replies[i * 5 + 2].body["id"].as_str().unwrap().to_owned();
         let secret = c.lower(format!("rotated secret_access_key of aws-{i}"));
         let body = aws_key(&format!("aws-{i}"), "AKIAROTATEDROTATED12", &secret, None);
-        replies.push(app.put(&t.admin, &format!("/v1/credentials/{id}"), body).await);
+        replies.push(
+            app.put(&t.admin, &format!("/v1/credentials/{id}"), body)
+                .await,
+        );
         let value = c.lower(format!("second value of secret s-{i}"));
-        replies.push(app.put(&t.admin, &format!("/v1/secrets/s-{i}"), json!({"value": value})).await);
+        replies.push(
+            app.put(
+                &t.admin,
+                &format!("/v1/secrets/s-{i}"),
+                json!({"value": value}),
+            )
+            .await,
+        );
     }
-    replies.push(app.post(&a.admin, "/v1/pools", json!({"name": "sbx", "type": "managed"})).await);
+    replies.push(
+        app.post(
+            &a.admin,
+            "/v1/pools",
+            json!({"name": "sbx", "type": "managed"}),
+        )
+        .await,
+    );
     for i in 0..20 {
         let p = c.lower(format!("sensitive parameter of run {i}"));
         let body = json!({"pool": "sbx", "artifact": format!("sha256:{}", "a".repeat(64)),
@@ -162,7 +208,14 @@ async fn no_canary_anywhere(mut app: App) {
         body["region"] = json!("nowhere");
         replies.push(app.post(&a.admin, "/v1/credentials", body).await);
         let key = c.lower(format!("key given as a string {i}"));
-        replies.push(app.post(&a.admin, "/v1/credentials", json!({"name": "s", "kind": "gcp-service-account-key", "key": key})).await);
+        replies.push(
+            app.post(
+                &a.admin,
+                "/v1/credentials",
+                json!({"name": "s", "kind": "gcp-service-account-key", "key": key}),
+            )
+            .await,
+        );
     }
     for r in &replies {
         assert!(r.status < 500, "{r:#?}");
@@ -177,7 +230,12 @@ async fn no_canary_anywhere(mut app: App) {
         replies.push(app.get(&t.admin, "/v1/runs?limit=500").await);
     }
     for (i, r) in replies.iter().enumerate() {
-        assert_clean(&c, &format!("HTTP response {i} ({})", r.status), r.text.as_bytes(), false);
+        assert_clean(
+            &c,
+            &format!("HTTP response {i} ({})", r.status),
+            r.text.as_bytes(),
+            false,
+        );
     }
     // The private key's own text is material too.
     let pem_line = support::SA_PEM.lines().nth(3).unwrap().to_owned();
@@ -206,7 +264,11 @@ async fn no_canary_anywhere(mut app: App) {
                 .arg(app.config.database_url())
                 .output()
                 .expect("pg_dump is installed");
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             assert!(out.stdout.len() > 10_000, "the dump holds the data");
             assert!(String::from_utf8_lossy(&out.stdout).contains("COPY public.credentials"));
             assert_clean(&c, "pg_dump", &out.stdout, true);
@@ -214,7 +276,11 @@ async fn no_canary_anywhere(mut app: App) {
         }
     }
     let logged = logs.0.lock().unwrap().clone();
-    assert!(logged.len() > 100_000, "TRACE logging was captured ({} bytes)", logged.len());
+    assert!(
+        logged.len() > 100_000,
+        "TRACE logging was captured ({} bytes)",
+        logged.len()
+    );
     assert!(String::from_utf8_lossy(&logged).contains("Credential registered"));
     assert_clean(&c, "the TRACE log", &logged, false);
 }

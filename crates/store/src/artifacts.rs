@@ -49,7 +49,8 @@ impl Store {
         kind: &str,
         bytes: &[u8],
     ) -> Result<(Artifact, bool)> {
-        const SQL: &str = "INSERT INTO artifacts (workspace_id, digest, kind, size, bytes, created_at) \
+        const SQL: &str =
+            "INSERT INTO artifacts (workspace_id, digest, kind, size, bytes, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, digest) DO NOTHING";
         let size = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
         let at = now();
@@ -74,7 +75,8 @@ impl Store {
             .bind(digest)
             .fetch_optional(p)
             .await)?;
-        row.map(Into::into).ok_or(Error::NotFound { kind: "artifact" })
+        row.map(Into::into)
+            .ok_or(Error::NotFound { kind: "artifact" })
     }
 
     /// The artifact's bytes.

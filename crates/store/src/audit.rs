@@ -200,7 +200,8 @@ impl Store {
     }
 
     async fn audit_rows(&self, ws: WorkspaceId, after: i64, limit: u32) -> Result<Vec<EventRow>> {
-        const SQL: &str = "SELECT workspace_id, seq, at, actor, action, target, detail, prev_hash, \
+        const SQL: &str =
+            "SELECT workspace_id, seq, at, actor, action, target, detail, prev_hash, \
                            hash FROM audit_events WHERE workspace_id = $1 AND seq > $2 \
                            ORDER BY seq LIMIT $3";
         Ok(on_pool!(self, |p| sqlx::query_as::<_, EventRow>(SQL)

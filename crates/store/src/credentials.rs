@@ -14,7 +14,9 @@ use uuid::Uuid;
 use crate::audit::{append, Entry};
 use crate::error::{Error, Result};
 use crate::models::{Actor, Credential, CredentialRotation, NewCredential};
-use crate::store::{corrupt, is_foreign_key_violation, is_unique_violation, now, on_pool, on_tx, to_u32, Store};
+use crate::store::{
+    corrupt, is_foreign_key_violation, is_unique_violation, now, on_pool, on_tx, to_u32, Store,
+};
 
 #[derive(sqlx::FromRow)]
 struct CredentialRow {

@@ -15,9 +15,9 @@
 //!   against `RunState::can_become`, and writes a run event in the same transaction.
 
 mod api_keys;
+mod artifacts;
 mod audit;
 mod credentials;
-mod artifacts;
 mod error;
 mod logs;
 mod models;

@@ -88,7 +88,12 @@ impl Store {
     /// fits the pool's type (`Invalid` otherwise). The credential's row is locked while the
     /// pool is inserted, so a concurrent [`Store::credential_delete`] either sees the pool or
     /// happens first.
-    pub async fn pool_create_by(&self, ws: WorkspaceId, new: &NewPool, actor: Actor) -> Result<Pool> {
+    pub async fn pool_create_by(
+        &self,
+        ws: WorkspaceId,
+        new: &NewPool,
+        actor: Actor,
+    ) -> Result<Pool> {
         const CREDENTIAL: &str =
             "SELECT kind FROM credentials WHERE workspace_id = $1 AND name = $2";
         let mut tx = self.begin().await?;

@@ -307,7 +307,13 @@ async fn claim_due(
         "AND (p.concurrency_limit IS NULL OR p.concurrency_limit > ",
         "(SELECT COUNT(*) FROM runs a WHERE a.pool_id = r.pool_id AND a.state IN ",
         owned_states!(),
-        ")) ORDER BY r.scheduled_at, r.id LIMIT $5"
+        ")) ",
+        // Fair share: the workspace with the fewest runs in flight goes first, so one
+        // tenant's flood cannot starve another's runs; then oldest first.
+        "ORDER BY (SELECT COUNT(*) FROM runs w WHERE w.workspace_id = r.workspace_id ",
+        "AND w.state IN ",
+        owned_states!(),
+        "), r.scheduled_at, r.id LIMIT $5"
     );
     const LOCK_POOL: &str = "SELECT id FROM pools WHERE id = $1";
     const COUNT_OWNED: &str = concat!(

@@ -85,9 +85,9 @@ impl Store {
                 e.into()
             }
         })?;
-        self.workspace_key_get(ws)
-            .await?
-            .ok_or(Error::NotFound { kind: "workspace key" })
+        self.workspace_key_get(ws).await?.ok_or(Error::NotFound {
+            kind: "workspace key",
+        })
     }
 
     /// The workspace keys not wrapped by root key `root_key_id` (those a rotation to it still
@@ -114,8 +114,7 @@ impl Store {
 
     /// The distinct root key ids that stored workspace keys name.
     pub async fn workspace_key_root_ids(&self) -> Result<Vec<String>> {
-        const SQL: &str =
-            "SELECT DISTINCT root_key_id FROM workspace_keys ORDER BY root_key_id";
+        const SQL: &str = "SELECT DISTINCT root_key_id FROM workspace_keys ORDER BY root_key_id";
         Ok(on_pool!(self, |p| sqlx::query_scalar::<_, String>(SQL)
             .fetch_all(p)
             .await)?)

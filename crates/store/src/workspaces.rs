@@ -89,8 +89,7 @@ impl Store {
     /// Workspace `ws`'s settings. Gives a workspace made before external ids existed its
     /// external id on first read.
     pub async fn workspace_settings(&self, ws: WorkspaceId) -> Result<WorkspaceSettings> {
-        const SQL: &str =
-            "SELECT store_logs, aws_external_id FROM workspaces WHERE id = $1";
+        const SQL: &str = "SELECT store_logs, aws_external_id FROM workspaces WHERE id = $1";
         const ENSURE: &str = "UPDATE workspaces SET aws_external_id = $1 \
                               WHERE id = $2 AND aws_external_id IS NULL";
         for _ in 0..2 {
@@ -113,7 +112,10 @@ impl Store {
                 .await
                 .map(|r| r.rows_affected()))?;
         }
-        Err(corrupt("workspace external id", "still unset after setting it"))
+        Err(corrupt(
+            "workspace external id",
+            "still unset after setting it",
+        ))
     }
 
     /// Turns log storage on or off for workspace `ws`'s runs; recorded in the audit log.

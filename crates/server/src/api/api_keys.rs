@@ -74,8 +74,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<KeyCreated>), ApiError> {
     caller.require(Action::ApiKeyWrite)?;
     let role = parse_role(&body.role)?;
-    let (key, secret) =
-        crate::keys::api_key_mint(
+    let (key, secret) = crate::keys::api_key_mint(
         &state.store,
         &state.pepper,
         caller.workspace_id,

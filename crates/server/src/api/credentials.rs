@@ -125,7 +125,10 @@ pub async fn list(
 ) -> Result<Json<CredentialList>, ApiError> {
     caller.require(Action::CredentialRead)?;
     let creds = state.store.credentials_list(caller.workspace_id).await?;
-    let external = if creds.iter().any(|c| c.kind == CredentialKind::AwsAssumeRole) {
+    let external = if creds
+        .iter()
+        .any(|c| c.kind == CredentialKind::AwsAssumeRole)
+    {
         Some(external_id(&state, &caller).await?)
     } else {
         None

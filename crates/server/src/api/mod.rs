@@ -52,7 +52,10 @@ pub fn public_router() -> Router<AppState> {
             get(secrets::show).put(secrets::put).delete(secrets::delete),
         )
         .route("/v1/audit", get(audit::list))
-        .route("/v1/workspace", get(workspace::show).patch(workspace::update))
+        .route(
+            "/v1/workspace",
+            get(workspace::show).patch(workspace::update),
+        )
         .route("/v1/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .merge(health::router())
@@ -91,15 +94,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 json_kind(&value)
             )));
         }
-        serde_path_to_error::deserialize(value).map(ApiJson).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            if path == "." {
-                ApiError::invalid(inner.to_string())
-            } else {
-                ApiError::invalid(format!("{path}: {inner}"))
-            }
-        })
+        serde_path_to_error::deserialize(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    ApiError::invalid(inner.to_string())
+                } else {
+                    ApiError::invalid(format!("{path}: {inner}"))
+                }
+            })
     }
 }
 
@@ -113,10 +118,12 @@ where
     use serde::Deserialize;
     match Option::<serde_json::Value>::deserialize(d)? {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v @ serde_json::Value::Object(_)) => serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
-            let path = e.path().to_string();
-            serde::de::Error::custom(format!("{path}: {}", e.into_inner()))
-        }),
+        Some(v @ serde_json::Value::Object(_)) => {
+            serde_path_to_error::deserialize(v).map(Some).map_err(|e| {
+                let path = e.path().to_string();
+                serde::de::Error::custom(format!("{path}: {}", e.into_inner()))
+            })
+        }
         Some(other) => Err(serde::de::Error::custom(format!(
             "expected a JSON object, got {}",
             json_kind(&other)

@@ -285,7 +285,12 @@ pub async fn update(
     };
     let pool = state
         .store
-        .pool_update_by(caller.workspace_id, &name, &patch, Actor::Key(caller.key_id))
+        .pool_update_by(
+            caller.workspace_id,
+            &name,
+            &patch,
+            Actor::Key(caller.key_id),
+        )
         .await?;
     if let Some(s) = &state.scheduler {
         s.notify_submitted();

@@ -337,7 +337,9 @@ pub async fn create(
         }
         Some(mut other) => {
             crate::credential::scrub(&mut other);
-            return Err(ApiError::invalid("sensitive_parameters must be a JSON object"));
+            return Err(ApiError::invalid(
+                "sensitive_parameters must be a JSON object",
+            ));
         }
     };
     if !created {

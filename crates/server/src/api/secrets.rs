@@ -72,8 +72,8 @@ pub async fn put(
     ApiJson(body): ApiJson<PutSecret>,
 ) -> Result<(StatusCode, Json<SecretView>), ApiError> {
     caller.require(Action::SecretWrite)?;
-    let name = Name::parse(&name)
-        .map_err(|e| ApiError::invalid(format!("secret name {name:?} {e}")))?;
+    let name =
+        Name::parse(&name).map_err(|e| ApiError::invalid(format!("secret name {name:?} {e}")))?;
     let len = body.value.expose_secret().len();
     if len == 0 {
         return Err(ApiError::invalid("value must not be empty"));
@@ -85,7 +85,12 @@ pub async fn put(
     }
     let (secret, created) = state
         .vault
-        .secret_put(caller.workspace_id, &name, &body.value, Actor::Key(caller.key_id))
+        .secret_put(
+            caller.workspace_id,
+            &name,
+            &body.value,
+            Actor::Key(caller.key_id),
+        )
         .await?;
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, secret = %secret.name, version = secret.version, created, "Secret written");
     let status = if created {
@@ -124,7 +129,11 @@ pub async fn show(
     caller.require(Action::SecretRead)?;
     let name = path_name(&name)?;
     Ok(Json(
-        state.store.secret_get(caller.workspace_id, &name).await?.into(),
+        state
+            .store
+            .secret_get(caller.workspace_id, &name)
+            .await?
+            .into(),
     ))
 }
 

@@ -32,10 +32,25 @@ backend_test!(a_moved_ciphertext_does_not_open);
 async fn a_moved_ciphertext_does_not_open(app: App) {
     let a = app.tenant("acme").await;
     let b = app.tenant("beta").await;
-    let a1 = credential(&app, &a, aws_key("a1", "AKIAABCDEFGHIJKL0001", "secret-number-one-1", None)).await;
-    let a2 = credential(&app, &a, aws_key("a2", "AKIAABCDEFGHIJKL0002", "secret-number-two-2", None)).await;
+    let a1 = credential(
+        &app,
+        &a,
+        aws_key("a1", "AKIAABCDEFGHIJKL0001", "secret-number-one-1", None),
+    )
+    .await;
+    let a2 = credential(
+        &app,
+        &a,
+        aws_key("a2", "AKIAABCDEFGHIJKL0002", "secret-number-two-2", None),
+    )
+    .await;
     let a3 = credential(&app, &a, assume_role("a3", "111111111111")).await;
-    let b1 = credential(&app, &b, aws_key("b1", "AKIAABCDEFGHIJKL0003", "secret-number-six-3", None)).await;
+    let b1 = credential(
+        &app,
+        &b,
+        aws_key("b1", "AKIAABCDEFGHIJKL0003", "secret-number-six-3", None),
+    )
+    .await;
     for id in [a1, a2, a3] {
         assert!(opens(&app, &a, id).await);
     }
@@ -75,34 +90,58 @@ async fn a_moved_ciphertext_does_not_open(app: App) {
     app.exec(&restore(a1, "saved")).await;
 
     // Another kind: the same row relabelled.
-    app.exec(&format!("UPDATE credentials SET kind = 'aws-assume-role' WHERE id = {}", sql_id(a1))).await;
+    app.exec(&format!(
+        "UPDATE credentials SET kind = 'aws-assume-role' WHERE id = {}",
+        sql_id(a1)
+    ))
+    .await;
     assert!(!opens(&app, &a, a1).await, "kind swap");
-    app.exec(&format!("UPDATE credentials SET kind = 'aws-access-key' WHERE id = {}", sql_id(a1))).await;
+    app.exec(&format!(
+        "UPDATE credentials SET kind = 'aws-access-key' WHERE id = {}",
+        sql_id(a1)
+    ))
+    .await;
     assert!(opens(&app, &a, a1).await);
 
     // Another version: the material of version 1 put back after a rotation, and the version
     // number turned back.
     app.exec(&save(a1, "saved")).await;
-    app.put(&a.admin, &format!("/v1/credentials/{a1}"), aws_key("a1", "AKIAABCDEFGHIJKL0009", "rotated-secret-99", None))
-        .await
-        .expect(200);
+    app.put(
+        &a.admin,
+        &format!("/v1/credentials/{a1}"),
+        aws_key("a1", "AKIAABCDEFGHIJKL0009", "rotated-secret-99", None),
+    )
+    .await
+    .expect(200);
     assert!(opens(&app, &a, a1).await);
     app.exec(&save(a1, "current")).await;
-    app.exec(&format!("UPDATE credentials SET sealed = (SELECT sealed FROM saved) WHERE id = {}", sql_id(a1))).await;
-    assert!(!opens(&app, &a, a1).await, "version 1's material at version 2");
+    app.exec(&format!(
+        "UPDATE credentials SET sealed = (SELECT sealed FROM saved) WHERE id = {}",
+        sql_id(a1)
+    ))
+    .await;
+    assert!(
+        !opens(&app, &a, a1).await,
+        "version 1's material at version 2"
+    );
     app.exec(&format!(
         "UPDATE credentials SET version = 1, sealed = (SELECT sealed FROM current) WHERE id = {}",
         sql_id(a1)
     ))
     .await;
-    assert!(!opens(&app, &a, a1).await, "version 2's material labelled version 1");
+    assert!(
+        !opens(&app, &a, a1).await,
+        "version 2's material labelled version 1"
+    );
     app.exec(&restore(a1, "current")).await;
     app.exec("DROP TABLE saved").await;
     assert!(opens(&app, &a, a1).await);
 
     // Secrets: another secret's value, and another workspace's.
     for (t, n, v) in [(&a, "s1", "one"), (&a, "s2", "two"), (&b, "s1", "six")] {
-        app.put(&t.admin, &format!("/v1/secrets/{n}"), json!({"value": v})).await.expect(201);
+        app.put(&t.admin, &format!("/v1/secrets/{n}"), json!({"value": v}))
+            .await
+            .expect(201);
     }
     let s = |n: &str| Name::parse(n).unwrap();
     let vault = app.vault();
@@ -118,16 +157,27 @@ async fn a_moved_ciphertext_does_not_open(app: App) {
         id_of(&a, "s1")
     ))
     .await;
-    assert!(vault.secret_reveal(ws(&a), &s("s1")).await.is_err(), "secret object swap");
+    assert!(
+        vault.secret_reveal(ws(&a), &s("s1")).await.is_err(),
+        "secret object swap"
+    );
     app.exec(&format!(
         "UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE id = {}) WHERE id = {}",
         id_of(&b, "s1"),
         id_of(&a, "s2")
     ))
     .await;
-    assert!(vault.secret_reveal(ws(&a), &s("s2")).await.is_err(), "secret workspace swap");
+    assert!(
+        vault.secret_reveal(ws(&a), &s("s2")).await.is_err(),
+        "secret workspace swap"
+    );
     assert_eq!(
-        vault.secret_reveal(ws(&b), &s("s1")).await.unwrap().map(|v| v.expose_secret().to_owned()).as_deref(),
+        vault
+            .secret_reveal(ws(&b), &s("s1"))
+            .await
+            .unwrap()
+            .map(|v| v.expose_secret().to_owned())
+            .as_deref(),
         Some("six")
     );
     // A broken value answers 500 without detail where it is opened; its metadata still reads.
@@ -140,11 +190,50 @@ async fn root_key_rotation_rewraps_workspace_keys_only(app: App) {
     let b = app.tenant("beta").await;
     let mut creds = Vec::new();
     for (t, i) in [(&a, 1), (&a, 2), (&b, 3)] {
-        creds.push((t.clone(), credential(&app, t, aws_key(&format!("c{i}"), &format!("AKIAABCDEFGHIJKL000{i}"), &format!("rotation-secret-{i}-xyz"), None)).await));
-        app.put(&t.admin, &format!("/v1/secrets/s{i}"), json!({"value": format!("value-{i}")})).await.expect(201);
+        creds.push((
+            t.clone(),
+            credential(
+                &app,
+                t,
+                aws_key(
+                    &format!("c{i}"),
+                    &format!("AKIAABCDEFGHIJKL000{i}"),
+                    &format!("rotation-secret-{i}-xyz"),
+                    None,
+                ),
+            )
+            .await,
+        ));
+        app.put(
+            &t.admin,
+            &format!("/v1/secrets/s{i}"),
+            json!({"value": format!("value-{i}")}),
+        )
+        .await
+        .expect(201);
     }
-    let cred_cols = ["id", "workspace_id", "name", "kind", "metadata", "fingerprint", "version", "sealed", "validation", "created_at", "updated_at"];
-    let secret_cols = ["id", "workspace_id", "name", "version", "sealed", "created_at", "updated_at"];
+    let cred_cols = [
+        "id",
+        "workspace_id",
+        "name",
+        "kind",
+        "metadata",
+        "fingerprint",
+        "version",
+        "sealed",
+        "validation",
+        "created_at",
+        "updated_at",
+    ];
+    let secret_cols = [
+        "id",
+        "workspace_id",
+        "name",
+        "version",
+        "sealed",
+        "created_at",
+        "updated_at",
+    ];
     let before_creds = app.raw_rows("credentials", &cred_cols).await;
     let before_secrets = app.raw_rows("secrets", &secret_cols).await;
     let key_cols = ["workspace_id", "key_id", "root_key_id", "wrapped_key"];
@@ -157,11 +246,25 @@ async fn root_key_rotation_rewraps_workspace_keys_only(app: App) {
     assert_ne!(r.old_key_id, r.new_key_id);
     assert_eq!(r.rewrapped, 2);
     assert_eq!(r.retired, vec![r.old_key_id.clone()]);
-    assert_ne!(std::fs::read(app.data_dir().join("root-key")).unwrap(), old_file);
-    assert!(!app.data_dir().join(format!("root-key.{}.retired", r.old_key_id)).exists());
+    assert_ne!(
+        std::fs::read(app.data_dir().join("root-key")).unwrap(),
+        old_file
+    );
+    assert!(!app
+        .data_dir()
+        .join(format!("root-key.{}.retired", r.old_key_id))
+        .exists());
 
-    assert_eq!(app.raw_rows("credentials", &cred_cols).await, before_creds, "a credential row was rewritten");
-    assert_eq!(app.raw_rows("secrets", &secret_cols).await, before_secrets, "a secret row was rewritten");
+    assert_eq!(
+        app.raw_rows("credentials", &cred_cols).await,
+        before_creds,
+        "a credential row was rewritten"
+    );
+    assert_eq!(
+        app.raw_rows("secrets", &secret_cols).await,
+        before_secrets,
+        "a secret row was rewritten"
+    );
     let after_keys = app.raw_rows("workspace_keys", &key_cols).await;
     for (before, after) in before_keys.iter().zip(&after_keys) {
         assert_ne!(before, after);
@@ -176,9 +279,22 @@ async fn root_key_rotation_rewraps_workspace_keys_only(app: App) {
         assert!(opens(&app, t, *id).await);
     }
     for (t, i) in [(&a, 1), (&a, 2), (&b, 3)] {
-        let v = app.vault().secret_reveal(ws(t), &Name::parse(&format!("s{i}")).unwrap()).await.unwrap();
-        assert_eq!(v.map(|v| v.expose_secret().to_owned()), Some(format!("value-{i}")));
-        app.put(&t.admin, &format!("/v1/secrets/s{i}"), json!({"value": "after"})).await.expect(200);
+        let v = app
+            .vault()
+            .secret_reveal(ws(t), &Name::parse(&format!("s{i}")).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            v.map(|v| v.expose_secret().to_owned()),
+            Some(format!("value-{i}"))
+        );
+        app.put(
+            &t.admin,
+            &format!("/v1/secrets/s{i}"),
+            json!({"value": "after"}),
+        )
+        .await
+        .expect(200);
     }
     let c = app.tenant("gamma").await;
     credential(&app, &c, assume_role("new", "111111111111")).await;
@@ -186,13 +302,21 @@ async fn root_key_rotation_rewraps_workspace_keys_only(app: App) {
     assert!(keys.iter().all(|k| *k == r.new_key_id), "{keys:?}");
     // Each workspace's audit log records the re-wrap.
     let log = app.get(&a.admin, "/v1/audit?limit=1000").await;
-    let rotated: Vec<_> = log.body["items"].as_array().unwrap().iter().filter(|e| e["action"] == "root_key.rotate").collect();
+    let rotated: Vec<_> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "root_key.rotate")
+        .collect();
     assert_eq!(rotated.len(), 1);
     assert_eq!(rotated[0]["actor"], "cli");
     assert_eq!(rotated[0]["detail"]["to"], json!(r.new_key_id));
     // And again.
     let again = ferry_server::root_key_rotate(&app.config).await.unwrap();
-    assert_eq!((again.old_key_id.as_str(), again.rewrapped), (r.new_key_id.as_str(), 3));
+    assert_eq!(
+        (again.old_key_id.as_str(), again.rewrapped),
+        (r.new_key_id.as_str(), 3)
+    );
     for (t, id) in &creds {
         assert!(opens(&app, t, *id).await);
     }
@@ -201,15 +325,25 @@ async fn root_key_rotation_rewraps_workspace_keys_only(app: App) {
 backend_test!(an_interrupted_rotation_is_finished_by_the_next);
 async fn an_interrupted_rotation_is_finished_by_the_next(app: App) {
     let a = app.tenant("acme").await;
-    let id = credential(&app, &a, aws_key("c", "AKIAABCDEFGHIJKL0001", "interrupted-secret-1", None)).await;
+    let id = credential(
+        &app,
+        &a,
+        aws_key("c", "AKIAABCDEFGHIJKL0001", "interrupted-secret-1", None),
+    )
+    .await;
     // A rotation that replaced the root key and stopped before re-wrapping anything.
     let keyring = ferry_crypto::LocalKeyring::open(&app.data_dir()).unwrap();
     let (lock, old, new) = keyring.rotate().unwrap();
     drop(lock);
-    assert!(app.data_dir().join(format!("root-key.{old}.retired")).exists());
+    assert!(app
+        .data_dir()
+        .join(format!("root-key.{old}.retired"))
+        .exists());
     // Nothing is lost meanwhile: the retired key still opens the workspace's key.
     assert!(opens(&app, &a, id).await);
-    app.put(&a.admin, "/v1/secrets/s", json!({"value": "v"})).await.expect(201);
+    app.put(&a.admin, "/v1/secrets/s", json!({"value": "v"}))
+        .await
+        .expect(201);
     // The next rotation re-wraps everything and removes both older keys.
     let r = ferry_server::root_key_rotate(&app.config).await.unwrap();
     assert_eq!(r.old_key_id, new);
@@ -237,12 +371,18 @@ async fn ferry_refuses_a_root_key_file_others_can_read() {
         .unwrap();
     server.shutdown().await;
     let path = dir.path().join("root-key");
-    assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = ferry_server::Server::start(config, ferry_engine::Executors::default())
         .await
         .err()
         .map(|e| format!("{e:#}"))
         .unwrap_or_default();
-    assert!(err.contains("readable by other users") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("readable by other users") && err.contains("chmod 600"),
+        "{err}"
+    );
 }

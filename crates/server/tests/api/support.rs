@@ -71,7 +71,11 @@ impl Reply {
     pub fn expect_error(&self, status: u16, mentions: &[&str]) -> &Self {
         self.expect(status);
         for m in mentions {
-            assert!(self.message().contains(m), "{:?} does not mention {m:?}", self.message());
+            assert!(
+                self.message().contains(m),
+                "{:?} does not mention {m:?}",
+                self.message()
+            );
         }
         self
     }
@@ -81,7 +85,6 @@ impl Reply {
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
-    pub name: String,
     pub admin: String,
 }
 
@@ -103,7 +106,9 @@ where
     let app = App::start(config, kind, dir).await;
     let outcome = AssertUnwindSafe(test(app)).catch_unwind().await;
     if let Some(name) = pg_name {
-        ferry_store::testing::drop_postgres_database(&name).await.unwrap();
+        ferry_store::testing::drop_postgres_database(&name)
+            .await
+            .unwrap();
     }
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
@@ -112,9 +117,10 @@ where
 
 impl App {
     async fn start(config: ferry_server::Config, kind: Kind, dir: tempfile::TempDir) -> App {
-        let server = ferry_server::Server::start(config.clone(), ferry_engine::Executors::default())
-            .await
-            .unwrap();
+        let server =
+            ferry_server::Server::start(config.clone(), ferry_engine::Executors::default())
+                .await
+                .unwrap();
         App {
             url: server.public_url(),
             internal_url: server.internal_url(),
@@ -142,9 +148,22 @@ impl App {
         ferry_server::Vault::new(self.store().clone(), std::sync::Arc::new(keyring))
     }
 
-    pub async fn request(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let base = if path.starts_with("/internal/") { &self.internal_url } else { &self.url };
-        let mut req = self.http.request(method, format!("{base}{path}")).bearer_auth(token);
+    pub async fn request(
+        &self,
+        token: &str,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let base = if path.starts_with("/internal/") {
+            &self.internal_url
+        } else {
+            &self.url
+        };
+        let mut req = self
+            .http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(token);
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -174,23 +193,30 @@ impl App {
     /// A new workspace and an admin key for it.
     pub async fn tenant(&self, name: &str) -> Tenant {
         let t = self.internal_token.clone();
-        let ws = self.post(&t, "/internal/v1/workspaces", json!({"name": name})).await;
+        let ws = self
+            .post(&t, "/internal/v1/workspaces", json!({"name": name}))
+            .await;
         ws.expect(201);
         let id = ws.body["id"].as_str().unwrap().to_owned();
         let key = self
-            .post(&t, &format!("/internal/v1/workspaces/{id}/api-keys"), json!({"role": "admin"}))
+            .post(
+                &t,
+                &format!("/internal/v1/workspaces/{id}/api-keys"),
+                json!({"role": "admin"}),
+            )
             .await;
         key.expect(201);
         Tenant {
             id,
-            name: name.to_owned(),
             admin: key.body["key"].as_str().unwrap().to_owned(),
         }
     }
 
     /// A key of `role` in `tenant`.
     pub async fn key(&self, tenant: &Tenant, role: &str) -> String {
-        let r = self.post(&tenant.admin, "/v1/api-keys", json!({"role": role})).await;
+        let r = self
+            .post(&tenant.admin, "/v1/api-keys", json!({"role": role}))
+            .await;
         r.expect(201);
         r.body["key"].as_str().unwrap().to_owned()
     }
@@ -216,13 +242,19 @@ impl App {
     /// (blobs as hex), for comparing raw rows.
     pub async fn raw_rows(&self, table: &str, columns: &[&str]) -> Vec<String> {
         let url = self.config.database_url();
-        let cast = |c: &str| match self.kind {
+        let cast = |c: &str| {
+            match self.kind {
             Kind::Sqlite => format!(
                 "COALESCE(CASE typeof({c}) WHEN 'blob' THEN hex({c}) ELSE CAST({c} AS TEXT) END, 'NULL')"
             ),
             Kind::Postgres => format!("COALESCE(CAST({c} AS TEXT), 'NULL')"),
+        }
         };
-        let select = columns.iter().map(|c| cast(c)).collect::<Vec<_>>().join(" || '|' || ");
+        let select = columns
+            .iter()
+            .map(|c| cast(c))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
         let sql = format!("SELECT {select} FROM {table} ORDER BY 1");
         match self.kind {
             Kind::Sqlite => {
@@ -245,6 +277,7 @@ impl App {
     }
 
     /// Stops the server; the data directory stays until the test ends.
+    #[allow(dead_code)] // Used by the canaries binary.
     pub async fn stop(&mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;

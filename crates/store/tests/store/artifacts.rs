@@ -9,10 +9,19 @@ async fn put_get_list_and_isolation(db: Db) {
     let a = workspace(s, "a").await;
     let b = workspace(s, "b").await;
     let bytes = b"\0asm\x01\0\0\0".to_vec();
-    let (art, created) = s.artifact_put(a.id, DIGEST, "preview1", &bytes).await.unwrap();
+    let (art, created) = s
+        .artifact_put(a.id, DIGEST, "preview1", &bytes)
+        .await
+        .unwrap();
     assert!(created);
-    assert_eq!((art.digest.as_str(), art.kind.as_str(), art.size), (DIGEST, "preview1", 8));
-    let (again, created) = s.artifact_put(a.id, DIGEST, "preview1", &bytes).await.unwrap();
+    assert_eq!(
+        (art.digest.as_str(), art.kind.as_str(), art.size),
+        (DIGEST, "preview1", 8)
+    );
+    let (again, created) = s
+        .artifact_put(a.id, DIGEST, "preview1", &bytes)
+        .await
+        .unwrap();
     assert!(!created, "the same bytes again are not a new artifact");
     assert_eq!(again, art);
     assert_eq!(s.artifact_bytes(a.id, DIGEST).await.unwrap(), bytes);

@@ -9,18 +9,31 @@ use crate::harness::{name, new_pool, Db, Kind};
 
 /// A workspace with five audited changes: create, key, pool create, pool update, pool delete.
 async fn busy_workspace(s: &Store, n: &str) -> WorkspaceId {
-    let ws = s.workspace_create_by(&name(n), Actor::Internal).await.unwrap();
+    let ws = s
+        .workspace_create_by(&name(n), Actor::Internal)
+        .await
+        .unwrap();
     let key = s
-        .api_key_create_by(ws.id, Role::Admin, n.as_bytes(), "fry_key_x", Actor::Internal)
+        .api_key_create_by(
+            ws.id,
+            Role::Admin,
+            n.as_bytes(),
+            "fry_key_x",
+            Actor::Internal,
+        )
         .await
         .unwrap();
     let actor = Actor::Key(key.id);
-    s.pool_create_by(ws.id, &new_pool("sbx", PoolType::Managed), actor).await.unwrap();
+    s.pool_create_by(ws.id, &new_pool("sbx", PoolType::Managed), actor)
+        .await
+        .unwrap();
     let patch = PoolPatch {
         paused: Some(true),
         ..Default::default()
     };
-    s.pool_update_by(ws.id, &name("sbx"), &patch, actor).await.unwrap();
+    s.pool_update_by(ws.id, &name("sbx"), &patch, actor)
+        .await
+        .unwrap();
     s.pool_delete_by(ws.id, &name("sbx"), actor).await.unwrap();
     ws.id
 }
@@ -48,9 +61,18 @@ async fn changes_are_recorded_in_order_with_a_chain(db: Db) {
     let actions: Vec<&str> = events.iter().map(|e| e.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["workspace.create", "api_key.create", "pool.create", "pool.update", "pool.delete"]
+        [
+            "workspace.create",
+            "api_key.create",
+            "pool.create",
+            "pool.update",
+            "pool.delete"
+        ]
     );
-    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_eq!(
+        events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
     assert_eq!(events[0].actor, "internal");
     assert!(events[2].actor.starts_with("key:"));
     assert_eq!(events[2].target, "pool:sbx");
@@ -80,8 +102,14 @@ async fn concurrent_appends_keep_one_chain(db: Db) {
         .map(|i| {
             let s = s.clone();
             tokio::spawn(async move {
-                s.audit_append(ws, Actor::Cli, "test.append", &format!("n:{i}"), json!({"i": i}))
-                    .await
+                s.audit_append(
+                    ws,
+                    Actor::Cli,
+                    "test.append",
+                    &format!("n:{i}"),
+                    json!({"i": i}),
+                )
+                .await
             })
         })
         .collect();
@@ -133,20 +161,29 @@ async fn verification_detects_a_removed_entry(db: Db) {
     let s = &db.store;
     // From the middle.
     let ws = busy_workspace(s, "middle").await;
-    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 2", ws_sql(&db, ws)))
-        .await;
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE workspace_id = {} AND seq = 2",
+        ws_sql(&db, ws)
+    ))
+    .await;
     let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
     assert_eq!(seq, 2, "{reason}");
     assert!(reason.contains("missing"), "{reason}");
     // The first.
     let ws = busy_workspace(s, "first").await;
-    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 1", ws_sql(&db, ws)))
-        .await;
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE workspace_id = {} AND seq = 1",
+        ws_sql(&db, ws)
+    ))
+    .await;
     assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 1);
     // The last: the chain itself is intact, the head is not.
     let ws = busy_workspace(s, "last").await;
-    db.exec(&format!("DELETE FROM audit_events WHERE workspace_id = {} AND seq = 5", ws_sql(&db, ws)))
-        .await;
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE workspace_id = {} AND seq = 5",
+        ws_sql(&db, ws)
+    ))
+    .await;
     let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
     assert_eq!(seq, 5, "{reason}");
     assert!(reason.contains("removed from the end"), "{reason}");
@@ -162,9 +199,14 @@ async fn verification_detects_a_removed_entry(db: Db) {
     assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 3);
     // Everything, head included: detected by nothing but an empty log is all that is left.
     let ws = busy_workspace(s, "head").await;
-    db.exec(&format!("DELETE FROM audit_heads WHERE workspace_id = {}", ws_sql(&db, ws)))
-        .await;
-    assert!(problem(&s.audit_verify(ws).await.unwrap()).1.contains("no head"));
+    db.exec(&format!(
+        "DELETE FROM audit_heads WHERE workspace_id = {}",
+        ws_sql(&db, ws)
+    ))
+    .await;
+    assert!(problem(&s.audit_verify(ws).await.unwrap())
+        .1
+        .contains("no head"));
 }
 
 backend_test!(verification_detects_reordered_entries);

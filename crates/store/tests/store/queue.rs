@@ -679,3 +679,49 @@ async fn concurrent_claimers_claim_every_run_exactly_once(db: Db) {
     );
     assert!(counts.contains(&(RunState::Scheduled, 0)));
 }
+
+backend_test!(claims_favour_the_workspace_with_the_fewest_runs_in_flight);
+async fn claims_favour_the_workspace_with_the_fewest_runs_in_flight(db: Db) {
+    // A floods the queue with old runs; B submits two later. With A already running some,
+    // B's runs are claimed first: one tenant cannot starve another.
+    let s = &db.store;
+    let a = workspace(s, "flood").await;
+    let b = workspace(s, "quiet").await;
+    let pa = pool(s, a.id, "sbx", PoolType::Managed).await;
+    let pb = pool(s, b.id, "sbx", PoolType::Managed).await;
+    let t0 = Utc::now() - Duration::hours(1);
+    for i in 0..20 {
+        s.run_create(&at(&pa, t0 + Duration::seconds(i)))
+            .await
+            .unwrap();
+    }
+    let now = Utc::now();
+    let first = s.runs_claim("sched", now, lease(), 3, ALL).await.unwrap();
+    assert!(
+        first.iter().all(|r| r.workspace_id == a.id),
+        "only A has due runs"
+    );
+    let mut b_runs = HashSet::new();
+    for i in 0..2 {
+        let (r, _) = s
+            .run_create(&at(&pb, t0 + Duration::minutes(30) + Duration::seconds(i)))
+            .await
+            .unwrap();
+        b_runs.insert(r.id);
+    }
+    let next = s
+        .runs_claim("sched", Utc::now(), lease(), 2, ALL)
+        .await
+        .unwrap();
+    assert_eq!(
+        next.iter().map(|r| r.id).collect::<HashSet<_>>(),
+        b_runs,
+        "B (0 in flight) goes before A (3 in flight)"
+    );
+    // With B at 2 in flight and A at 3, B has nothing left due: A's oldest come next.
+    let rest = s
+        .runs_claim("sched", Utc::now(), lease(), 2, ALL)
+        .await
+        .unwrap();
+    assert!(rest.iter().all(|r| r.workspace_id == a.id));
+}
