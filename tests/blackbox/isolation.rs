@@ -24,11 +24,30 @@ const ROUTES_NAMING_AN_OBJECT: &[(&str, &str, Option<&str>)] = &[
     ("GET", "/v1/runs/{run}/logs?after=0&limit=10", None),
     ("GET", "/v1/runs/{run}/logs?follow=true", None),
     ("DELETE", "/v1/api-keys/{key}", None),
+    ("GET", "/v1/credentials/{cred}", None),
+    (
+        "PUT",
+        "/v1/credentials/{cred}",
+        Some(
+            r#"{"kind": "aws-assume-role", "role_arn": "arn:aws:iam::222222222222:role/r", "region": "us-east-1"}"#,
+        ),
+    ),
+    ("DELETE", "/v1/credentials/{cred}", None),
+    ("GET", "/v1/secrets/{secret}", None),
+    ("DELETE", "/v1/secrets/{secret}", None),
 ];
+
+/// Routes whose path names an object in the caller's own namespace: `PUT /v1/secrets/{name}`
+/// writes the caller's secret of that name (checked below to leave A's alone).
+const ROUTES_NAMING_THE_CALLERS_OWN: &[(&str, &str)] = &[("PUT", "/v1/secrets/{name}")];
 
 /// Each concrete path of a route template, given A's objects.
 fn expand(template: &str, pool: &str, runs: &[String], keys: &[String]) -> Vec<String> {
-    if template.contains("{pool}") {
+    if template.contains("{cred}") || template.contains("{secret}") {
+        vec![template
+            .replace("{cred}", &keys[keys.len() - 1])
+            .replace("{secret}", "a-secret")]
+    } else if template.contains("{pool}") {
         vec![template.replace("{pool}", pool)]
     } else if template.contains("{run}") {
         runs.iter().map(|r| template.replace("{run}", r)).collect()
@@ -76,6 +95,19 @@ async fn another_workspaces_objects_are_404_on_every_route() {
     let waiting = app.submit_later("a-pool").await;
     let a_runs = vec![done.id.clone(), waiting.id.clone()];
     let a_keys: Vec<String> = ROLES.iter().map(|r| a.key_id(r).to_owned()).collect();
+    // A: a credential and a secret.
+    let cred = a_admin
+        .create_credential(&json!({"name": "a-cred", "kind": "aws-assume-role",
+            "role_arn": "arn:aws:iam::111111111111:role/a", "region": "us-east-1"}))
+        .await
+        .unwrap();
+    a_admin
+        .put_secret("a-secret", "a-secret-value")
+        .await
+        .unwrap();
+    // `expand` takes A's credential id from the end of this list.
+    let mut a_keys_and_cred = a_keys.clone();
+    a_keys_and_cred.push(cred.id.clone());
 
     let pool_before = a_admin.get_pool("a-pool").await.unwrap();
     let mut runs_before = Vec::new();
@@ -96,7 +128,10 @@ async fn another_workspaces_objects_are_404_on_every_route() {
         if template.contains('{') {
             let covered = ROUTES_NAMING_AN_OBJECT
                 .iter()
-                .any(|r| r.0 == method && crate::support::template_of(r.1) == template);
+                .any(|r| r.0 == method && crate::support::template_of(r.1) == template)
+                || ROUTES_NAMING_THE_CALLERS_OWN
+                    .iter()
+                    .any(|r| r.0 == method && r.1 == template);
             assert!(
                 covered,
                 "{method} {template} is missing from the isolation table"
@@ -108,7 +143,12 @@ async fn another_workspaces_objects_are_404_on_every_route() {
     let secrets = ["a-secret-line", "a-pool", "\"a\":1"];
     let mut checked = 0;
     for (method, template, body) in ROUTES_NAMING_AN_OBJECT {
-        for path in expand(template, "a-pool", &a_runs, &a_keys) {
+        let keys = if template.contains("{cred}") {
+            &a_keys_and_cred
+        } else {
+            &a_keys
+        };
+        for path in expand(template, "a-pool", &a_runs, keys) {
             let reply = app.call(method, &path, Some(b.key("admin")), *body).await;
             assert_eq!(
                 reply.status, 404,
@@ -175,6 +215,14 @@ async fn another_workspaces_objects_are_404_on_every_route() {
             "B's key list shows A's key {id}"
         );
     }
+
+    // Secret names are per workspace too: B's PUT writes B's own "a-secret"; A's keeps its
+    // value and version, and A's credential is as it was.
+    let (b_secret, created) = b_admin.put_secret("a-secret", "b-value").await.unwrap();
+    assert!(created && b_secret.version == 1);
+    assert_eq!(a_admin.get_secret("a-secret").await.unwrap().version, 1);
+    assert_eq!(a_admin.get_credential(&cred.id).await.unwrap(), cred);
+    assert!(b_admin.list_credentials().await.unwrap().is_empty());
 
     // Names are per workspace: B may have its own pool "a-pool", distinct from A's.
     let b_pool = b_admin

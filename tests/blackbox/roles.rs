@@ -24,7 +24,10 @@ type Row = (
 ///
 /// The policy: admin may do everything; developer reads and writes pools and reads, submits
 /// and cancels runs, but manages no keys; runner reads pools and reads, submits and cancels
-/// runs; viewer only reads pools and runs. Operational routes need no key.
+/// runs; viewer only reads pools and runs. Credentials: admin writes, developer and viewer
+/// read (metadata). Secrets: admin and developer write, developer and viewer read (metadata).
+/// The audit log and workspace settings: admin only, though every role reads its workspace.
+/// Operational routes need no key.
 const MATRIX: &[Row] = &[
     ("GET", "/v1/pools", None, [Y, Y, Y, Y], 200),
     (
@@ -71,6 +74,52 @@ const MATRIX: &[Row] = &[
         201,
     ),
     ("DELETE", "/v1/api-keys/{key}", None, [Y, N, N, N], 200),
+    ("GET", "/v1/credentials", None, [Y, Y, N, Y], 200),
+    (
+        "POST",
+        "/v1/credentials",
+        Some(
+            r#"{"name": "new-{role}", "kind": "aws-assume-role", "role_arn": "arn:aws:iam::111111111111:role/r", "region": "us-east-1"}"#,
+        ),
+        [Y, N, N, N],
+        201,
+    ),
+    ("GET", "/v1/credentials/{cred}", None, [Y, Y, N, Y], 200),
+    (
+        "PUT",
+        "/v1/credentials/{cred}",
+        Some(
+            r#"{"kind": "aws-assume-role", "role_arn": "arn:aws:iam::222222222222:role/r", "region": "us-east-1"}"#,
+        ),
+        [Y, N, N, N],
+        200,
+    ),
+    (
+        "DELETE",
+        "/v1/credentials/{delcred}",
+        None,
+        [Y, N, N, N],
+        204,
+    ),
+    ("GET", "/v1/secrets", None, [Y, Y, N, Y], 200),
+    ("GET", "/v1/secrets/sec-{role}", None, [Y, Y, N, Y], 200),
+    (
+        "PUT",
+        "/v1/secrets/new-{role}",
+        Some(r#"{"value": "v"}"#),
+        [Y, Y, N, N],
+        201,
+    ),
+    ("DELETE", "/v1/secrets/del-{role}", None, [Y, Y, N, N], 204),
+    ("GET", "/v1/audit", None, [Y, N, N, N], 200),
+    ("GET", "/v1/workspace", None, [Y, Y, Y, Y], 200),
+    (
+        "PATCH",
+        "/v1/workspace",
+        Some(r#"{"store_logs": true}"#),
+        [Y, N, N, N],
+        200,
+    ),
     ("GET", "/healthz", None, [Y, Y, Y, Y], 200),
     ("GET", "/readyz", None, [Y, Y, Y, Y], 200),
     ("GET", "/metrics", None, [Y, Y, Y, Y], 200),
@@ -94,6 +143,8 @@ struct Fixtures {
     run: String,
     spare_key_id: String,
     spare_key: String,
+    cred: String,
+    delcred: String,
 }
 
 async fn fixtures(app: &App, role: &str) -> Fixtures {
@@ -111,10 +162,31 @@ async fn fixtures(app: &App, role: &str) -> Fixtures {
         .call_admin("POST", "/v1/api-keys", Some(r#"{"role": "viewer"}"#))
         .await;
     assert_eq!(spare.status, 201, "{spare:#?}");
+    let mut creds = Vec::new();
+    for name in [format!("cred-{role}"), format!("delcred-{role}")] {
+        let body = format!(
+            r#"{{"name": "{name}", "kind": "aws-assume-role", "role_arn": "arn:aws:iam::111111111111:role/r", "region": "us-east-1"}}"#
+        );
+        let c = app.call_admin("POST", "/v1/credentials", Some(&body)).await;
+        assert_eq!(c.status, 201, "{c:#?}");
+        creds.push(c.body["id"].as_str().unwrap().to_owned());
+    }
+    for name in [format!("sec-{role}"), format!("del-{role}")] {
+        let s = app
+            .call_admin(
+                "PUT",
+                &format!("/v1/secrets/{name}"),
+                Some(r#"{"value": "v"}"#),
+            )
+            .await;
+        assert_eq!(s.status, 201, "{s:#?}");
+    }
     Fixtures {
         run: run.id,
         spare_key_id: spare.body["id"].as_str().unwrap().to_owned(),
         spare_key: spare.body["key"].as_str().unwrap().to_owned(),
+        cred: creds[0].clone(),
+        delcred: creds[1].clone(),
     }
 }
 
@@ -123,6 +195,8 @@ fn fill(template: &str, role: &str, f: &Fixtures) -> String {
         .replace("{role}", role)
         .replace("{run}", &f.run)
         .replace("{key}", &f.spare_key_id)
+        .replace("{cred}", &f.cred)
+        .replace("{delcred}", &f.delcred)
         .replace("{artifact}", &crate::support::artifact())
 }
 
@@ -224,7 +298,47 @@ async fn every_route_for_every_role() {
             spare.status, want,
             "{role}: DELETE /v1/api-keys/{{id}}: {spare:#?}"
         );
+        let status = |path: String| {
+            let app = &app;
+            async move { app.call_admin("GET", &path, None).await.status }
+        };
+        assert_eq!(
+            status(format!("/v1/credentials/{}", f.delcred)).await == 404,
+            allowed("DELETE", "/v1/credentials/{delcred}"),
+            "{role}: DELETE /v1/credentials/{{id}}"
+        );
+        let rotated = app
+            .call_admin("GET", &format!("/v1/credentials/{}", f.cred), None)
+            .await;
+        assert_eq!(
+            rotated.body["version"] == 2,
+            allowed("PUT", "/v1/credentials/{cred}"),
+            "{role}: PUT /v1/credentials/{{id}}"
+        );
+        assert_eq!(
+            status(format!("/v1/secrets/new-{role}")).await == 200,
+            allowed("PUT", "/v1/secrets/new-{role}"),
+            "{role}: PUT /v1/secrets/{{name}}"
+        );
+        assert_eq!(
+            status(format!("/v1/secrets/del-{role}")).await == 404,
+            allowed("DELETE", "/v1/secrets/del-{role}"),
+            "{role}: DELETE /v1/secrets/{{name}}"
+        );
     }
+    let creds = app.call_admin("GET", "/v1/credentials", None).await;
+    let names: Vec<&str> = creds.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .filter(|n| n.starts_with("new-"))
+        .collect();
+    assert_eq!(
+        names,
+        ["new-admin"],
+        "only the admin registered a credential"
+    );
     // Only the admin minted a key through the matrix: 4 role keys + 4 spares + 1.
     let keys = app.call_admin("GET", "/v1/api-keys", None).await;
     assert_eq!(keys.body["items"].as_array().unwrap().len(), 9, "{keys:#?}");

@@ -121,6 +121,12 @@ async fn a_failing_run_ends_failed_with_its_reason() {
 async fn a_push_run_completes_through_the_fake_cloud() {
     let app = spawn_app().await;
     let admin = app.admin();
+    // A push pool names an existing credential of its workspace.
+    admin
+        .create_credential(&json!({"name": "prod-aws", "kind": "aws-assume-role",
+            "role_arn": "arn:aws:iam::111111111111:role/ferry", "region": "us-east-1"}))
+        .await
+        .unwrap();
     let pool = admin
         .create_pool(&NewPool {
             name: "ecs".into(),

@@ -1,5 +1,6 @@
 //! The ports through which the engine reaches executors: [`FlowRunner`] for managed runs
-//! (WebAssembly sandboxes) and [`PushBackend`] for runs pushed into a customer's cloud.
+//! (WebAssembly sandboxes) and [`PushBackend`] for runs pushed into a customer's cloud; and
+//! [`SecretSource`], through which they get a workspace's sealed material opened.
 //! Implementations live in their own crates; fakes in [`crate::testing`].
 
 use std::fmt;
@@ -9,7 +10,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Failure, Name, PoolId, PoolLimits, PoolType, RunId, WorkspaceId};
+use secrecy::SecretString;
+
+use crate::{CredentialKind, Failure, Name, PoolId, PoolLimits, PoolType, RunId, WorkspaceId};
 
 /// One attempt of a run, as an executor sees it.
 #[derive(Debug, Clone)]
@@ -152,6 +155,44 @@ pub trait PushBackend: Send + Sync {
     async fn poll(&self, jobs: &[RunJob]) -> Vec<Result<PushStatus, PushError>>;
     /// Asks the cloud to stop the job; a later poll verifies it stopped.
     async fn cancel(&self, job: &RunJob) -> Result<(), PushError>;
+}
+
+/// Why sealed material could not be opened: a damaged or moved value, an unavailable root
+/// key, the database. Never carries the material.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretsError(pub String);
+
+/// Opens a workspace's sealed material for whoever executes its runs: secrets granted by
+/// name, a run's sensitive parameters, a push pool's credential. The server's vault
+/// implements it; the engine and the executors see only this trait.
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The value of workspace `ws`'s secret `name`; `None` if the workspace has no secret of
+    /// that name (never another workspace's).
+    async fn secret(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+    ) -> Result<Option<SecretString>, SecretsError>;
+    /// Run `run`'s sensitive parameters (a JSON object's text), if it has any.
+    async fn run_sensitive_parameters(
+        &self,
+        ws: WorkspaceId,
+        run: RunId,
+    ) -> Result<Option<SecretString>, SecretsError>;
+    /// The kind and material (canonical JSON) of workspace `ws`'s credential `name`, if any.
+    async fn credential(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+    ) -> Result<Option<(CredentialKind, SecretString)>, SecretsError>;
+}
+
+impl fmt::Debug for dyn SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretSource")
+    }
 }
 
 impl fmt::Debug for dyn PushBackend {

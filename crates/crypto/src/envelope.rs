@@ -256,10 +256,7 @@ impl WorkspaceKey {
 
     /// The key `id` made of `key` (as unwrapped from storage).
     pub fn new(id: impl Into<String>, key: Key) -> WorkspaceKey {
-        WorkspaceKey {
-            id: id.into(),
-            key,
-        }
+        WorkspaceKey { id: id.into(), key }
     }
 
     pub fn id(&self) -> &str {
@@ -366,7 +363,10 @@ mod tests {
         let b = binding();
         let sealed = wk.seal(&b, b"hunter2").unwrap_or_default();
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
-        assert_eq!(wk.open(&b, &sealed).map(|p| plain(&p)).ok(), Some(b"hunter2".to_vec()));
+        assert_eq!(
+            wk.open(&b, &sealed).map(|p| plain(&p)).ok(),
+            Some(b"hunter2".to_vec())
+        );
         // A fresh data key and nonces per write: equal plaintexts seal differently.
         assert_ne!(wk.seal(&b, b"hunter2").unwrap_or_default(), sealed);
     }
@@ -377,18 +377,36 @@ mod tests {
         let b = binding();
         let sealed = wk.seal(&b, b"s").unwrap_or_default();
         let moved = [
-            Binding { workspace: WorkspaceId::new(), ..b.clone() },
-            Binding { object: uuid::Uuid::new_v4().to_string(), ..b.clone() },
-            Binding { kind: "secret".into(), ..b.clone() },
-            Binding { version: 2, ..b.clone() },
+            Binding {
+                workspace: WorkspaceId::new(),
+                ..b.clone()
+            },
+            Binding {
+                object: uuid::Uuid::new_v4().to_string(),
+                ..b.clone()
+            },
+            Binding {
+                kind: "secret".into(),
+                ..b.clone()
+            },
+            Binding {
+                version: 2,
+                ..b.clone()
+            },
         ];
         for other in moved {
-            assert!(matches!(wk.open(&other, &sealed), Err(Error::Decrypt)), "{other:?}");
+            assert!(
+                matches!(wk.open(&other, &sealed), Err(Error::Decrypt)),
+                "{other:?}"
+            );
         }
         let other_key = WorkspaceKey::new(wk.id(), Key::generate());
         assert!(matches!(other_key.open(&b, &sealed), Err(Error::Decrypt)));
         let renamed = WorkspaceKey::generate();
-        assert!(matches!(renamed.open(&b, &sealed), Err(Error::WrongKey { .. })));
+        assert!(matches!(
+            renamed.open(&b, &sealed),
+            Err(Error::WrongKey { .. })
+        ));
     }
 
     #[test]
@@ -411,8 +429,14 @@ mod tests {
         let wk = WorkspaceKey::generate();
         let sealed = wk.seal(&binding(), b"x").unwrap_or_default();
         let parsed = Sealed::from_bytes(&sealed);
-        assert_eq!(parsed.as_ref().map(|s| s.key_id.as_str()).ok(), Some(wk.id()));
-        assert_eq!(parsed.ok().and_then(|s| s.to_bytes().ok()), Some(sealed.clone()));
+        assert_eq!(
+            parsed.as_ref().map(|s| s.key_id.as_str()).ok(),
+            Some(wk.id())
+        );
+        assert_eq!(
+            parsed.ok().and_then(|s| s.to_bytes().ok()),
+            Some(sealed.clone())
+        );
         assert_eq!(&sealed[..4], b"FRY\x01");
         let mut v2 = sealed.clone();
         v2[3] = 2;

@@ -58,7 +58,12 @@ fn wrap_aad(ws: WorkspaceId, root_key_id: &str) -> Vec<u8> {
 }
 
 /// Wraps with a root key held in memory (the local backend's, and tests').
-pub fn wrap_with(root: &Key, root_key_id: &str, ws: WorkspaceId, key: &Key) -> Result<WrappedKey, Error> {
+pub fn wrap_with(
+    root: &Key,
+    root_key_id: &str,
+    ws: WorkspaceId,
+    key: &Key,
+) -> Result<WrappedKey, Error> {
     Ok(WrappedKey {
         root_key_id: root_key_id.to_owned(),
         blob: encrypt(root, &wrap_aad(ws, root_key_id), key.bytes())?,
@@ -94,7 +99,8 @@ fn parse_key_text(path: &Path, text: &SecretString) -> Result<Key, Error> {
     if hex_text.len() != KEY_LEN * 2 {
         return Err(bad("must hold 64 hex digits (a 256-bit key)"));
     }
-    let bytes = Zeroizing::new(hex::decode(hex_text).map_err(|_| bad("must hold hex digits only"))?);
+    let bytes =
+        Zeroizing::new(hex::decode(hex_text).map_err(|_| bad("must hold hex digits only"))?);
     Key::from_bytes(&bytes)
 }
 
@@ -178,24 +184,39 @@ impl LocalKeyring {
     /// Re-reads the key files (after a rotation by another process).
     pub fn reload(&self) -> Result<(), Error> {
         let fresh = Self::load(&self.dir)?;
-        let mut loaded = self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut loaded = self
+            .loaded
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         *loaded = fresh;
         Ok(())
     }
 
     fn get(&self, id: &str) -> Option<Arc<Key>> {
-        let loaded = self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         loaded.keys.get(id).cloned()
     }
 
     fn current(&self) -> (String, Option<Arc<Key>>) {
-        let loaded = self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        (loaded.current.clone(), loaded.keys.get(&loaded.current).cloned())
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (
+            loaded.current.clone(),
+            loaded.keys.get(&loaded.current).cloned(),
+        )
     }
 
     /// The ids of the retired root keys still held.
     pub fn retired_ids(&self) -> Vec<String> {
-        let loaded = self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let loaded = self
+            .loaded
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut ids: Vec<String> = loaded
             .keys
             .keys()
@@ -385,7 +406,10 @@ mod tests {
         let path = d.path().join(ROOT_KEY_FILE);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640))
             .unwrap_or_else(|e| panic!("{e}"));
-        let err = LocalKeyring::open(d.path()).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = LocalKeyring::open(d.path())
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("readable by other users"), "{err}");
     }
 
@@ -394,7 +418,10 @@ mod tests {
         let d = dir();
         write_new(&d.path().join(ROOT_KEY_FILE), &SecretString::from("abc"))
             .unwrap_or_else(|e| panic!("{e}"));
-        assert!(matches!(LocalKeyring::open(d.path()), Err(Error::KeyFile { .. })));
+        assert!(matches!(
+            LocalKeyring::open(d.path()),
+            Err(Error::KeyFile { .. })
+        ));
     }
 
     #[tokio::test]
@@ -404,14 +431,23 @@ mod tests {
         let ws = WorkspaceId::new();
         let key = Key::generate();
         let wrapped = k.wrap(ws, &key).await.unwrap_or_else(|e| panic!("{e}"));
-        let back = k.unwrap(ws, &wrapped).await.unwrap_or_else(|e| panic!("{e}"));
+        let back = k
+            .unwrap(ws, &wrapped)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(back.bytes(), key.bytes());
-        assert!(matches!(k.unwrap(WorkspaceId::new(), &wrapped).await, Err(Error::Decrypt)));
+        assert!(matches!(
+            k.unwrap(WorkspaceId::new(), &wrapped).await,
+            Err(Error::Decrypt)
+        ));
         let relabelled = WrappedKey {
             root_key_id: "local-0000000000000000".into(),
             ..wrapped.clone()
         };
-        assert!(matches!(k.unwrap(ws, &relabelled).await, Err(Error::UnknownRootKey(_))));
+        assert!(matches!(
+            k.unwrap(ws, &relabelled).await,
+            Err(Error::UnknownRootKey(_))
+        ));
     }
 
     #[tokio::test]
@@ -434,11 +470,20 @@ mod tests {
         let new = k.wrap(ws, &key).await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(new.root_key_id, new_id);
         // Still in use: kept.
-        assert!(k.retire_unused(std::slice::from_ref(&old_id)).map(|r| r.is_empty()).unwrap_or(false));
-        assert_eq!(k.retire_unused(&[new_id.clone()]).ok(), Some(vec![old_id.clone()]));
+        assert!(k
+            .retire_unused(std::slice::from_ref(&old_id))
+            .map(|r| r.is_empty())
+            .unwrap_or(false));
+        assert_eq!(
+            k.retire_unused(std::slice::from_ref(&new_id)).ok(),
+            Some(vec![old_id.clone()])
+        );
         drop(lock);
         assert!(!retired_path(d.path(), &old_id).exists());
-        assert!(matches!(k.unwrap(ws, &old).await, Err(Error::UnknownRootKey(_))));
+        assert!(matches!(
+            k.unwrap(ws, &old).await,
+            Err(Error::UnknownRootKey(_))
+        ));
         assert!(k.unwrap(ws, &new).await.is_ok());
         // A process that loaded before the rotation finds the new key on its own.
         assert!(other.unwrap(ws, &new).await.is_ok());

@@ -40,7 +40,9 @@ pub enum Error {
     #[error("the opened value is not UTF-8")]
     NotUtf8,
     /// A workspace key names a root key this keyring does not hold.
-    #[error("root key {0} is not available (was it retired before every workspace key was re-wrapped?)")]
+    #[error(
+        "root key {0} is not available (was it retired before every workspace key was re-wrapped?)"
+    )]
     UnknownRootKey(String),
     #[error(transparent)]
     SecretFile(#[from] SecretFileError),

@@ -3,10 +3,12 @@
 //! credentials, secrets and sensitive run parameters bound to their place, and opens them for
 //! whoever needs them later (the push backends, the managed runner's secret grants).
 //!
-//! The store only ever sees sealed bytes; plaintext lives in `secrecy` types here.
+//! The store only ever sees sealed bytes; plaintext lives in `secrecy` types here. The engine
+//! and the executors reach it through ferry-core's [`SecretSource`] port.
 
 use std::sync::Arc;
 
+use ferry_core::port::{SecretSource, SecretsError};
 use ferry_core::{CredentialId, CredentialKind, Name, RunId, SecretId, WorkspaceId};
 use ferry_crypto::{Binding, Keyring, WorkspaceKey, WrappedKey};
 use ferry_store::{Actor, Credential, CredentialRotation, NewCredential, Secret, Store};
@@ -282,4 +284,56 @@ impl Vault {
             .map(Some)
             .map_err(Self::crypto(ws))
     }
+}
+
+/// The engine's and executors' view of the vault.
+#[async_trait::async_trait]
+impl SecretSource for Vault {
+    async fn secret(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+    ) -> Result<Option<SecretString>, SecretsError> {
+        self.secret_reveal(ws, name).await.map_err(port_error)
+    }
+
+    async fn run_sensitive_parameters(
+        &self,
+        ws: WorkspaceId,
+        run: RunId,
+    ) -> Result<Option<SecretString>, SecretsError> {
+        self.run_parameters_reveal(ws, run)
+            .await
+            .map_err(port_error)
+    }
+
+    async fn credential(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+    ) -> Result<Option<(CredentialKind, SecretString)>, SecretsError> {
+        let id = match self.store.credential_get_by_name(ws, name).await {
+            Ok(c) => c.id,
+            Err(ferry_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(port_error(e.into())),
+        };
+        match self.credential_reveal(ws, id).await {
+            Ok((c, material)) => Ok(Some((c.kind, material))),
+            // Deleted in between.
+            Err(Error::Store(ferry_store::Error::NotFound { .. })) => Ok(None),
+            Err(e) => Err(port_error(e)),
+        }
+    }
+}
+
+/// The error with its chain, for the port (none of it holds secret material).
+fn port_error(e: Error) -> SecretsError {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    SecretsError(text)
 }

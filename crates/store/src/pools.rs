@@ -85,9 +85,9 @@ impl Store {
 
     /// Creates a pool as `actor`, recorded in the audit log. A pool that names a credential
     /// needs one of that name in the workspace (`NotFound { kind: "credential" }`) whose kind
-    /// fits the pool's type (`Invalid` otherwise). The credential's row is locked while the
-    /// pool is inserted, so a concurrent [`Store::credential_delete`] either sees the pool or
-    /// happens first.
+    /// fits the pool's type (`Invalid` otherwise); a taken name is `Conflict` first. The
+    /// credential's row is locked until the pool is committed, so a concurrent
+    /// [`Store::credential_delete`] either sees the pool or happens first.
     pub async fn pool_create_by(
         &self,
         ws: WorkspaceId,
@@ -97,6 +97,9 @@ impl Store {
         const CREDENTIAL: &str =
             "SELECT kind FROM credentials WHERE workspace_id = $1 AND name = $2";
         let mut tx = self.begin().await?;
+        // Insert first, so a taken name is a conflict whatever the credential; a refused
+        // credential rolls the insert back.
+        let pool = insert_pool(&mut tx, ws, new).await?;
         if let Some(name) = &new.credential {
             let sql = tx.locking(CREDENTIAL, "FOR KEY SHARE");
             let kind: Option<String> = on_tx!(&mut tx, |c| sqlx::query_scalar(&sql)
@@ -114,12 +117,11 @@ impl Store {
                     .collect::<Vec<_>>()
                     .join(" or ");
                 return Err(Error::Invalid(format!(
-                    "credential \"{name}\" is a {kind} credential, which a {} pool cannot use; name a {fitting} credential",
+                    "credential \"{name}\" is a {kind} credential, which a {} pool cannot use; name a credential of kind {fitting}",
                     new.pool_type
                 )));
             }
         }
-        let pool = insert_pool(&mut tx, ws, new).await?;
         append(
             &mut tx,
             ws,

@@ -403,37 +403,31 @@ impl Host {
         };
         drop(watcher);
 
+        // One trip to a blocking thread for all the scratch directory still owes: the result
+        // file (kinds 2 and 3), the last size check (between two checks a flow may have gone
+        // past the cap: it must not complete as if it had not), and its removal.
+        let returned = matches!(&supervised, Ok((Ok(Ok(Ended::Returned(Ok(_)))), _)));
+        let exited_0 = matches!(&supervised, Ok((Ok(Ok(Ended::Exited(0))), _)));
+        let finished = scratch::finish(
+            scratch,
+            scratch::Finish {
+                read_result: exited_0.then_some(config.max_result_bytes),
+                check: (returned || exited_0).then_some((scratch_bytes, config.max_scratch_entries)),
+            },
+        )
+        .await;
+        let finished = match finished {
+            Ok(finished) => finished,
+            Err(message) => return crashed(FailureReason::Internal, message),
+        };
         let outcome = match supervised {
-            Ok(supervised) => {
-                self.outcome(supervised, &ctl, &limits, scratch.path())
-                    .await
-            }
+            Ok(supervised) => self.outcome(supervised, &ctl, &limits, finished.result),
             Err(outcome) => outcome,
         };
-        let outcome = match outcome {
-            // Between two checks a flow may have gone past the scratch cap: it must not
-            // complete as if it had not.
-            FlowOutcome::Completed { .. } => {
-                let root = scratch.path().to_owned();
-                let max_entries = config.max_scratch_entries;
-                let measured =
-                    tokio::task::spawn_blocking(move || scratch::usage(&root, max_entries)).await;
-                match measured {
-                    Ok(Ok(u)) => match scratch::over(u, scratch_bytes, max_entries) {
-                        Some(why) => failed(FailureReason::Trap, why),
-                        None => outcome,
-                    },
-                    _ => outcome,
-                }
-            }
-            other => other,
-        };
-        // Removing a directory of up to `max_scratch_entries` files is blocking work.
-        let removed = tokio::task::spawn_blocking(move || scratch.close()).await;
-        if let Ok(Err(error)) = removed {
-            tracing::warn!(error = %error, "Scratch directory not removed");
+        match (outcome, finished.over) {
+            (FlowOutcome::Completed { .. }, Some(why)) => failed(FailureReason::Trap, why),
+            (outcome, _) => outcome,
         }
-        outcome
     }
 
     async fn run_component(
@@ -499,14 +493,13 @@ impl Host {
     }
 
     /// Maps how the flow ended to the run's outcome.
-    async fn outcome(
+    fn outcome(
         &self,
         (ended, hit): Supervised,
         ctl: &RunCtl,
         limits: &PoolLimits,
-        scratch: &std::path::Path,
+        result_file: Option<Result<Option<Vec<u8>>, scratch::ResultFileError>>,
     ) -> FlowOutcome {
-        let config = &self.inner.config;
         let stopped = |reason: StopReason| match reason {
             StopReason::Cancelled => FlowOutcome::Cancelled,
             StopReason::Timeout => failed(
@@ -531,21 +524,13 @@ impl Host {
         match ended {
             Ended::Returned(Ok(result)) => self.parse_result(result.as_bytes()),
             Ended::Returned(Err(message)) => failed(FailureReason::ExitCode, message),
-            Ended::Exited(0) => {
-                let root = scratch.to_owned();
-                let max = config.max_result_bytes;
-                match tokio::task::spawn_blocking(move || scratch::read_result(&root, max)).await {
-                    Ok(Ok(None)) => FlowOutcome::Completed {
-                        result: serde_json::Value::Null,
-                    },
-                    Ok(Ok(Some(bytes))) => self.parse_result(&bytes),
-                    Ok(Err(error)) => failed(FailureReason::ExitCode, error.to_string()),
-                    Err(error) => crashed(
-                        FailureReason::Internal,
-                        format!("reading the result failed: {error}"),
-                    ),
-                }
-            }
+            Ended::Exited(0) => match result_file {
+                None | Some(Ok(None)) => FlowOutcome::Completed {
+                    result: serde_json::Value::Null,
+                },
+                Some(Ok(Some(bytes))) => self.parse_result(&bytes),
+                Some(Err(error)) => failed(FailureReason::ExitCode, error.to_string()),
+            },
             Ended::Exited(code) => failed(FailureReason::ExitCode, format!("exited with {code}")),
         }
     }

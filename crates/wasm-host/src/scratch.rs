@@ -103,6 +103,45 @@ pub(crate) async fn watch(
     }
 }
 
+/// What is left to do with a run's scratch directory once the flow has ended.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Finish {
+    /// Read `result.json`, up to this many bytes.
+    pub(crate) read_result: Option<usize>,
+    /// Measure the directory against (bytes, entries).
+    pub(crate) check: Option<(u64, u64)>,
+}
+
+/// What [`finish`] found.
+#[derive(Debug)]
+pub(crate) struct Finished {
+    pub(crate) result: Option<Result<Option<Vec<u8>>, ResultFileError>>,
+    /// Why the directory is over its cap, if it is.
+    pub(crate) over: Option<String>,
+}
+
+/// Reads the result, measures and removes a run's scratch directory, on a blocking thread.
+pub(crate) async fn finish(dir: tempfile::TempDir, finish: Finish) -> Result<Finished, String> {
+    tokio::task::spawn_blocking(move || {
+        let result = finish.read_result.map(|max| read_result(dir.path(), max));
+        let over = finish.check.and_then(|(max_bytes, max_entries)| {
+            match usage(dir.path(), max_entries) {
+                Ok(u) => over(u, max_bytes, max_entries),
+                Err(error) => {
+                    tracing::warn!(error = %error, "Scratch directory not measured");
+                    None
+                }
+            }
+        });
+        if let Err(error) = dir.close() {
+            tracing::warn!(error = %error, "Scratch directory not removed");
+        }
+        Finished { result, over }
+    })
+    .await
+    .map_err(|e| format!("finishing the scratch directory failed: {e}"))
+}
+
 /// Why `/run/result.json` could not be used.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ResultFileError {

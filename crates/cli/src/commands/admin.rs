@@ -143,10 +143,9 @@ pub async fn run(g: &Global, command: AdminCommand) -> anyhow::Result<()> {
                                     .map(|h| format!(", head {}", hex(h)))
                                     .unwrap_or_default()
                             ),
-                            Some(p) => format!(
-                                "{}: FAILED at entry {}: {}",
-                                ws.name, p.seq, p.reason
-                            ),
+                            Some(p) => {
+                                format!("{}: FAILED at entry {}: {}", ws.name, p.seq, p.reason)
+                            }
                         });
                     }
                     if lines.is_empty() {
@@ -300,7 +299,8 @@ mod tests {
 
     #[test]
     fn rotate_root_key_and_audit_verify_parse() {
-        let cli = Cli::try_parse_from(["ferry", "admin", "rotate-root-key", "--data-dir", "/d"]).unwrap();
+        let cli =
+            Cli::try_parse_from(["ferry", "admin", "rotate-root-key", "--data-dir", "/d"]).unwrap();
         match cli.command {
             Command::Admin(AdminCommand::RotateRootKey(s)) => {
                 assert_eq!(s.data_dir.unwrap().to_str(), Some("/d"))
@@ -308,7 +308,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         let cli = Cli::try_parse_from([
-            "ferry", "admin", "audit", "verify", "--workspace", "acme", "--database-url", "postgres://h/db",
+            "ferry",
+            "admin",
+            "audit",
+            "verify",
+            "--workspace",
+            "acme",
+            "--database-url",
+            "postgres://h/db",
         ])
         .unwrap();
         match cli.command {

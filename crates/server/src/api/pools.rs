@@ -209,8 +209,8 @@ pub async fn create(
                 .collect::<Vec<_>>()
                 .join(" or ");
             return Err(ApiError::invalid(format!(
-                "credential {:?} does not exist in this workspace; register a {fitting} credential \
-                 with POST /v1/credentials first, then name it here",
+                "credential {:?} does not exist in this workspace; register a credential of kind \
+                 {fitting} with POST /v1/credentials first, then name it here",
                 body.credential.as_deref().unwrap_or_default()
             )));
         }

@@ -342,10 +342,8 @@ async fn settings_external_ids_and_log_storage(db: Db) {
             .aws_external_id
     );
     // A workspace from before external ids gets one on first read, and keeps it.
-    db.exec(&format!(
-        "UPDATE workspaces SET aws_external_id = NULL WHERE name = 'beta'"
-    ))
-    .await;
+    db.exec("UPDATE workspaces SET aws_external_id = NULL WHERE name = 'beta'")
+        .await;
     let fresh = s
         .workspace_settings(other.id)
         .await
