@@ -24,9 +24,19 @@ pub const ROLES: [&str; 4] = ["admin", "developer", "runner", "viewer"];
 /// How long any wait for a condition may take before the test fails.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A well-formed artifact digest (the fake runner does not look at it).
+/// The smallest WASI preview-1 flow: a core module whose `_start` returns at once. Every
+/// test workspace has it uploaded (the fake runner does not run it; the upload checks pass).
+pub const NOOP_WASM: [u8; 36] = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
+    0x01, 0x04, 0x01, 0x60, 0x00, 0x00, // types: () -> ()
+    0x03, 0x02, 0x01, 0x00, // functions: one of type 0
+    0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, // export _start
+    0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: an empty body
+];
+
+/// The digest of [`NOOP_WASM`] (`sha256sum` of those bytes).
 pub fn artifact() -> String {
-    format!("sha256:{}", "a".repeat(64))
+    "sha256:5647c39a1d25d8728350f9619025292a62e78a602068a2ad9b6f075751c93d99".to_owned()
 }
 
 /// A managed run of `pool` with these parameters (the fakes' instructions).
@@ -289,6 +299,17 @@ async fn make_tenant(url: &str, internal_url: &str, token: &str, name: &str) -> 
             internal.create_api_key(&ws.id, role).await.unwrap(),
         );
     }
+    let admin = keys["admin"].key.clone();
+    let uploaded = reqwest::Client::new()
+        .post(format!("{url}/v1/artifacts"))
+        .bearer_auth(&admin)
+        .body(NOOP_WASM.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(uploaded.status(), 201, "uploading the no-op flow");
+    let body: Value = uploaded.json().await.unwrap();
+    assert_eq!(body["digest"], artifact());
     Tenant {
         id: ws.id,
         name: ws.name,

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::commands::{admin, pool, run, server};
+use crate::commands::{admin, artifact, pool, run, server};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -81,6 +81,16 @@ enum Command {
     /// Submit, inspect, follow and cancel runs.
     #[command(subcommand)]
     Run(run::RunCommand),
+    /// Upload and list flows (WebAssembly files) for managed pools.
+    #[command(subcommand)]
+    Artifact(artifact::ArtifactCommand),
+    /// Run one executor worker on stdin/stdout (started by `ferry serve`, not by people).
+    #[command(hide = true)]
+    ExecutorWorker {
+        /// Where compiled flows are cached (shared by the workers).
+        #[arg(long)]
+        cache_dir: std::path::PathBuf,
+    },
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<()> {
@@ -91,6 +101,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Admin(c) => admin::run(g, c).await,
         Command::Pool(c) => pool::run(g, c).await,
         Command::Run(c) => run::run(g, c).await,
+        Command::Artifact(c) => artifact::run(g, c).await,
+        Command::ExecutorWorker { cache_dir } => server::executor_worker(cache_dir).await,
     }
 }
 

@@ -5,6 +5,7 @@
 //! API key, or the internal listener with the internal service token. Methods mirror the
 //! routes one to one; see each method for its route.
 
+mod artifacts;
 mod credentials;
 mod error;
 mod follow;
@@ -15,6 +16,7 @@ mod pools;
 mod runs;
 mod sse;
 
+pub use artifacts::Artifact;
 pub use error::Error;
 pub use http::Client;
 pub use models::{

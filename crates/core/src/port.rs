@@ -31,6 +31,8 @@ pub struct RunJob {
     pub job_template: Value,
     /// The run's overrides of the template.
     pub job_variables: Value,
+    /// The pool's credential (push pools), opened through [`SecretSource::credential`].
+    pub credential: Option<Name>,
     /// The pool's limits, narrowed by the run's.
     pub limits: PoolLimits,
     /// What an earlier submission of this attempt recorded (a task ARN, an execution name),
@@ -187,6 +189,13 @@ pub trait SecretSource: Send + Sync {
         ws: WorkspaceId,
         name: &Name,
     ) -> Result<Option<(CredentialKind, SecretString)>, SecretsError>;
+    /// The external id Ferry passes when it assumes workspace `ws`'s AWS roles
+    /// (`aws-assume-role` credentials), if the workspace has one. Without one, assume-role
+    /// credentials are refused, never assumed without an external id.
+    async fn aws_external_id(&self, ws: WorkspaceId) -> Result<Option<String>, SecretsError> {
+        let _ = ws;
+        Ok(None)
+    }
 }
 
 impl fmt::Debug for dyn SecretSource {

@@ -168,6 +168,7 @@ async fn job_for(inner: &Inner, run: &Run) -> Result<RunJob, Failure> {
         parameters: run.parameters.clone(),
         job_template: pool.job_template,
         job_variables: run.job_variables.clone(),
+        credential: pool.credential,
         limits,
         infrastructure: run.infrastructure.clone(),
     })

@@ -39,6 +39,11 @@ impl ServerRole {
     pub fn schedules(self) -> bool {
         matches!(self, Self::All | Self::Scheduler | Self::Executor)
     }
+
+    /// Whether this process executes managed (WebAssembly) runs.
+    pub fn executes_managed(self) -> bool {
+        matches!(self, Self::All | Self::Executor)
+    }
 }
 
 /// Values given on the command line; they override the file and the environment.
@@ -87,6 +92,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Scheduler identity and timings (tests shorten them).
     pub engine: Option<ferry_engine::Config>,
+    /// Executor worker processes for managed runs (`FERRY_EXECUTOR_WORKERS`, default 2).
+    pub executor_workers: usize,
     /// Install the fake executors (feature `testing`; set by `FERRY_TESTING_FAKE_EXECUTORS`).
     pub fake_executors: bool,
 }
@@ -152,6 +159,14 @@ impl Config {
             role: ServerRole::parse(&role)?,
             max_body_bytes,
             engine: None,
+            executor_workers: match env("FERRY_EXECUTOR_WORKERS") {
+                Some(n) => n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .with_context(|| format!("FERRY_EXECUTOR_WORKERS must be a number from 1 to 64 (got {n:?})"))?,
+                None => 2,
+            },
             fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
         })
     }
@@ -183,6 +198,7 @@ impl Config {
             role: ServerRole::All,
             max_body_bytes: 1024 * 1024,
             engine: None,
+            executor_workers: 2,
             fake_executors: false,
         }
     }

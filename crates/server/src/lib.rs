@@ -9,6 +9,7 @@ mod auth;
 mod config;
 pub mod credential;
 mod error;
+mod executors;
 mod keys;
 mod metrics;
 mod openapi;
@@ -18,6 +19,7 @@ pub mod vault;
 
 pub use config::{Config, ConfigOverrides, ServerRole};
 pub use server::{
+    executor_worker,
     audit_verify, bootstrap, migrate, root_key_rotate, serve, Bootstrapped, RootKeyRotation, Server,
 };
 pub use vault::Vault;

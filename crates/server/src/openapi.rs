@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{api_keys, audit, credentials, health, internal, pools, runs, secrets, workspace};
+use crate::api::{api_keys, artifacts, audit, credentials, health, internal, pools, runs, secrets, workspace};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,6 +11,7 @@ use crate::api::{api_keys, audit, credentials, health, internal, pools, runs, se
     paths(
         health::healthz, health::readyz, health::metrics,
         pools::create, pools::list, pools::show, pools::update, pools::delete,
+        artifacts::upload, artifacts::list, artifacts::show,
         runs::create, runs::list, runs::show, runs::cancel, runs::events, runs::logs,
         api_keys::create, api_keys::list, api_keys::revoke,
         credentials::create, credentials::list, credentials::show, credentials::rotate, credentials::delete,

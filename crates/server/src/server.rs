@@ -254,8 +254,11 @@ fn init_tracing() {
     let filter =
         EnvFilter::try_from_env("FERRY_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let json = std::env::var("FERRY_LOG_FORMAT").is_ok_and(|v| v == "json");
+    // Colours only for a person at a terminal, never into a file or a log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -264,11 +267,23 @@ fn init_tracing() {
     };
 }
 
+/// Runs one executor worker on stdin/stdout until its parent (`ferry serve`) closes stdin.
+/// Its stdout is the protocol: logs go to stderr.
+pub async fn executor_worker(cache_dir: std::path::PathBuf) -> anyhow::Result<()> {
+    init_tracing();
+    std::fs::create_dir_all(&cache_dir)
+        .with_context(|| format!("creating the compiled-flow cache {}", cache_dir.display()))?;
+    ferry_wasm_host::worker::serve_stdio(ferry_wasm_host::HostConfig::new(cache_dir)).await?;
+    Ok(())
+}
+
 /// Runs Ferry until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     init_tracing();
-    let executors = executors_for(&config);
-    let server = Server::start(config.clone(), executors).await?;
+    let server = match fake_executors(&config) {
+        Some(fakes) => Server::start(config.clone(), fakes).await?,
+        None => Server::start_real(config.clone()).await?,
+    };
     if let Some(addr) = server.public_addr {
         println!(
             "Ferry {} is listening on http://{addr} (public API)",
@@ -297,14 +312,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "testing")]
-fn executors_for(config: &Config) -> Executors {
+fn fake_executors(config: &Config) -> Option<Executors> {
     if !config.fake_executors {
-        return Executors::default();
+        return None;
     }
     tracing::warn!("FERRY_TESTING_FAKE_EXECUTORS=1: runs execute on fake executors (tests only)");
     let push: std::sync::Arc<dyn ferry_core::port::PushBackend> =
         std::sync::Arc::new(ferry_core::testing::FakePushBackend::default());
-    Executors {
+    Some(Executors {
         managed: Some(std::sync::Arc::new(
             ferry_core::testing::FakeFlowRunner::default(),
         )),
@@ -314,15 +329,15 @@ fn executors_for(config: &Config) -> Executors {
         ]
         .into_iter()
         .collect(),
-    }
+    })
 }
 
 #[cfg(not(feature = "testing"))]
-fn executors_for(config: &Config) -> Executors {
+fn fake_executors(config: &Config) -> Option<Executors> {
     if config.fake_executors {
         tracing::warn!("FERRY_TESTING_FAKE_EXECUTORS is ignored: this build has no fake executors");
     }
-    Executors::default()
+    None
 }
 
 async fn shutdown_signal() {
@@ -346,6 +361,20 @@ async fn shutdown_signal() {
 impl Server {
     /// Starts what `config.role` asks for, with these executors.
     pub async fn start(config: Config, executors: Executors) -> anyhow::Result<Server> {
+        Self::start_with(config, |_, _| Ok(executors)).await
+    }
+
+    /// Starts what `config.role` asks for, with the real executors of that role (managed runs
+    /// on supervised executor worker processes).
+    pub async fn start_real(config: Config) -> anyhow::Result<Server> {
+        let c = config.clone();
+        Self::start_with(config, move |store, vault| crate::executors::real(&c, store, vault)).await
+    }
+
+    async fn start_with(
+        config: Config,
+        executors: impl FnOnce(&Store, &Vault) -> anyhow::Result<Executors>,
+    ) -> anyhow::Result<Server> {
         let store = open_store(&config).await?;
         let pepper = pepper(&config)?;
         let keyring: std::sync::Arc<dyn Keyring> = std::sync::Arc::new(keyring(&config)?);
@@ -359,6 +388,7 @@ impl Server {
         )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let shutdown = CancellationToken::new();
+        let executors = if config.role.schedules() { executors(&store, &vault)? } else { Executors::default() };
         let scheduler = config.role.schedules().then(|| {
             let engine = config.engine.clone().unwrap_or_else(|| {
                 ferry_engine::Config::with_owner(format!(

@@ -65,10 +65,7 @@ fn hello_bytes() -> Vec<u8> {
         let status = std::process::Command::new("bash")
             .arg(sandbox().join("build.sh"))
             .status();
-        assert!(
-            status.is_ok_and(|s| s.success()),
-            "sandbox/build.sh failed"
-        );
+        assert!(status.is_ok_and(|s| s.success()), "sandbox/build.sh failed");
     }
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
@@ -80,9 +77,25 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap_or_else(|e| panic!("runtime: {e}"))
 }
 
-fn ferry_host(rt: &tokio::runtime::Runtime, pooling: bool, bytes: &[u8]) -> (Host, Prepared) {
+/// Where scratch directories go: a tmpfs (as production should use, to cap scratch space for
+/// real), or the system temp directory (a disk filesystem here).
+#[derive(Clone, Copy)]
+enum Scratch {
+    Tmpfs,
+    Disk,
+}
+
+fn ferry_host(
+    rt: &tokio::runtime::Runtime,
+    pooling: bool,
+    scratch: Scratch,
+    bytes: &[u8],
+) -> (Host, Prepared) {
     let mut config = HostConfig::new(Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-cache"));
     config.pooling = pooling;
+    if let Scratch::Tmpfs = scratch {
+        config.scratch_root = PathBuf::from("/dev/shm");
+    }
     let host = Host::new(config).unwrap_or_else(|e| panic!("host: {e}"));
     assert_eq!(host.is_pooling(), pooling);
     let prepared = rt
@@ -175,15 +188,26 @@ fn benches(c: &mut Criterion) {
             })
         });
 
-        let (host, prepared) = ferry_host(&rt, pooling, &bytes);
-        group.bench_function(BenchmarkId::new("ferry-run", label), |b| {
-            b.to_async(&rt).iter(|| async {
-                let outcome = host
-                    .run(&prepared, spec(), &NullSink, CancellationToken::new())
-                    .await;
-                assert!(matches!(outcome, FlowOutcome::Completed { .. }), "{outcome:?}");
-            })
-        });
+        for (scratch_label, scratch) in [("tmpfs", Scratch::Tmpfs), ("disk", Scratch::Disk)] {
+            if let Scratch::Tmpfs = scratch {
+                if !Path::new("/dev/shm").is_dir() {
+                    continue;
+                }
+            }
+            let (host, prepared) = ferry_host(&rt, pooling, scratch, &bytes);
+            let id = BenchmarkId::new(format!("ferry-run-scratch-{scratch_label}"), label);
+            group.bench_function(id, |b| {
+                b.to_async(&rt).iter(|| async {
+                    let outcome = host
+                        .run(&prepared, spec(), &NullSink, CancellationToken::new())
+                        .await;
+                    assert!(
+                        matches!(outcome, FlowOutcome::Completed { .. }),
+                        "{outcome:?}"
+                    );
+                })
+            });
+        }
     }
     group.finish();
 }

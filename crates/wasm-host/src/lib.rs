@@ -29,10 +29,17 @@ mod limiter;
 mod run;
 mod runner;
 mod scratch;
+pub mod worker;
 
 pub use config::{HostCallLimits, HostConfig};
 pub use host::{Host, HostError, Prepared};
 pub use inspect::ArtifactError;
+/// Inspects an artifact without an engine: is it wasm, which of the three flow kinds, does it
+/// import only what Ferry provides (see [`Host::inspect`]). CPU work proportional to its size.
+pub fn inspect(bytes: &[u8], max_bytes: u64) -> Result<ArtifactInfo, ArtifactError> {
+    inspect::inspect(bytes, max_bytes)
+}
+
 pub use runner::{ArtifactSource, Grants, NoGrants, SourceError, WasmRunner};
 
 use std::collections::HashMap;

@@ -412,7 +412,8 @@ impl Host {
             scratch,
             scratch::Finish {
                 read_result: exited_0.then_some(config.max_result_bytes),
-                check: (returned || exited_0).then_some((scratch_bytes, config.max_scratch_entries)),
+                check: (returned || exited_0)
+                    .then_some((scratch_bytes, config.max_scratch_entries)),
             },
         )
         .await;

@@ -120,26 +120,60 @@ pub(crate) struct Finished {
     pub(crate) over: Option<String>,
 }
 
-/// Reads the result, measures and removes a run's scratch directory, on a blocking thread.
-pub(crate) async fn finish(dir: tempfile::TempDir, finish: Finish) -> Result<Finished, String> {
-    tokio::task::spawn_blocking(move || {
-        let result = finish.read_result.map(|max| read_result(dir.path(), max));
-        let over = finish.check.and_then(|(max_bytes, max_entries)| {
-            match usage(dir.path(), max_entries) {
+/// A directory with at most this many entries, none a directory, and at most this many bytes
+/// is finished on the async thread: a few quick system calls, where a trip to a blocking
+/// thread costs far more (over 100 µs on a busy VM). Anything bigger goes to one.
+const SMALL_ENTRIES: usize = 16;
+const SMALL_BYTES: u64 = 256 * 1024;
+
+/// Whether the directory at `root` is small enough to finish inline (see [`SMALL_ENTRIES`]).
+fn is_small(root: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
+    let mut bytes = 0;
+    for (i, entry) in entries.enumerate() {
+        let Ok(entry) = entry else { return false };
+        // `DirEntry::metadata` does not follow symlinks.
+        let Ok(meta) = entry.metadata() else {
+            return false;
+        };
+        bytes += meta.len();
+        if i >= SMALL_ENTRIES || meta.is_dir() || bytes > SMALL_BYTES {
+            return false;
+        }
+    }
+    true
+}
+
+/// Reads the result, measures and removes a run's scratch directory.
+fn finish_now(dir: tempfile::TempDir, finish: Finish) -> Finished {
+    let result = finish.read_result.map(|max| read_result(dir.path(), max));
+    let over =
+        finish.check.and_then(
+            |(max_bytes, max_entries)| match usage(dir.path(), max_entries) {
                 Ok(u) => over(u, max_bytes, max_entries),
                 Err(error) => {
                     tracing::warn!(error = %error, "Scratch directory not measured");
                     None
                 }
-            }
-        });
-        if let Err(error) = dir.close() {
-            tracing::warn!(error = %error, "Scratch directory not removed");
-        }
-        Finished { result, over }
-    })
-    .await
-    .map_err(|e| format!("finishing the scratch directory failed: {e}"))
+            },
+        );
+    if let Err(error) = dir.close() {
+        tracing::warn!(error = %error, "Scratch directory not removed");
+    }
+    Finished { result, over }
+}
+
+/// Reads the result, measures and removes a run's scratch directory: inline when it is
+/// small (the common case: most flows write little or nothing), else on a blocking thread.
+pub(crate) async fn finish(dir: tempfile::TempDir, finish: Finish) -> Result<Finished, String> {
+    if is_small(dir.path()) {
+        return Ok(finish_now(dir, finish));
+    }
+    tokio::task::spawn_blocking(move || finish_now(dir, finish))
+        .await
+        .map_err(|e| format!("finishing the scratch directory failed: {e}"))
 }
 
 /// Why `/run/result.json` could not be used.
@@ -214,6 +248,25 @@ mod tests {
         // Nor does measuring follow it.
         let u = usage(d.path(), 100).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(u.entries, 1);
+    }
+
+    #[test]
+    fn only_small_flat_directories_are_finished_inline() {
+        let d = tmp();
+        assert!(is_small(d.path()));
+        std::fs::write(d.path().join("f"), [0u8; 10]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(is_small(d.path()));
+        std::fs::create_dir(d.path().join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!is_small(d.path()));
+        let big = tmp();
+        std::fs::write(big.path().join("f"), vec![0u8; SMALL_BYTES as usize + 1])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(!is_small(big.path()));
+        let many = tmp();
+        for i in 0..=SMALL_ENTRIES {
+            std::fs::write(many.path().join(i.to_string()), b"").unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert!(!is_small(many.path()));
     }
 
     #[test]

@@ -48,9 +48,18 @@ struct WireJob {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ToWorker {
-    Run { id: u64, job: WireJob },
-    Cancel { id: u64 },
-    Artifact { req: u64, bytes: Option<String>, error: Option<String> },
+    Run {
+        id: u64,
+        job: WireJob,
+    },
+    Cancel {
+        id: u64,
+    },
+    Artifact {
+        req: u64,
+        bytes: Option<String>,
+        error: Option<String>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -118,15 +127,24 @@ impl ArtifactSource for PipeSource {
         let req = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.waiting).insert(req, tx);
-        if self.out.send(FromWorker::Need { req, digest: digest.to_owned() }).is_err() {
+        if self
+            .out
+            .send(FromWorker::Need {
+                req,
+                digest: digest.to_owned(),
+            })
+            .is_err()
+        {
             return Err(SourceError::Unavailable("the control plane is gone".into()));
         }
-        rx.await.unwrap_or_else(|_| Err(SourceError::Unavailable("the control plane is gone".into())))
+        rx.await
+            .unwrap_or_else(|_| Err(SourceError::Unavailable("the control plane is gone".into())))
     }
 }
 
 /// What the parent granted each run.
-type GrantTable = Arc<Mutex<HashMap<RunId, (HashMap<String, SecretString>, Vec<(String, String)>)>>>;
+type GrantTable =
+    Arc<Mutex<HashMap<RunId, (HashMap<String, SecretString>, Vec<(String, String)>)>>>;
 
 struct PipeGrants(GrantTable);
 
@@ -159,7 +177,9 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
     let writer = tokio::spawn(async move {
         let mut stdout = tokio::io::stdout();
         while let Some(frame) = out_rx.recv().await {
-            let Ok(mut line) = serde_json::to_vec(&frame) else { continue };
+            let Ok(mut line) = serde_json::to_vec(&frame) else {
+                continue;
+            };
             line.push(b'\n');
             if stdout.write_all(&line).await.is_err() || stdout.flush().await.is_err() {
                 return;
@@ -167,9 +187,14 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
         }
     });
     let waiting = Arc::new(Mutex::new(HashMap::new()));
-    let source = PipeSource { out: out.clone(), next: AtomicU64::new(1), waiting: waiting.clone() };
+    let source = PipeSource {
+        out: out.clone(),
+        next: AtomicU64::new(1),
+        waiting: waiting.clone(),
+    };
     let grants: GrantTable = Arc::new(Mutex::new(HashMap::new()));
-    let runner = WasmRunner::new(host, Arc::new(source)).with_grants(Arc::new(PipeGrants(grants.clone())));
+    let runner =
+        WasmRunner::new(host, Arc::new(source)).with_grants(Arc::new(PipeGrants(grants.clone())));
     let cancels: Arc<Mutex<HashMap<u64, CancellationToken>>> = Arc::new(Mutex::new(HashMap::new()));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Ok(Some(line)) = lines.next_line().await {
@@ -184,7 +209,11 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
             ToWorker::Run { id, job } => {
                 let token = CancellationToken::new();
                 lock(&cancels).insert(id, token.clone());
-                let secrets = job.secrets.into_iter().map(|(k, v)| (k, SecretString::from(v))).collect();
+                let secrets = job
+                    .secrets
+                    .into_iter()
+                    .map(|(k, v)| (k, SecretString::from(v)))
+                    .collect();
                 lock(&grants).insert(job.run_id, (secrets, job.env));
                 let run_job = RunJob {
                     run_id: job.run_id,
@@ -197,15 +226,22 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
                     parameters: job.parameters,
                     job_template: Value::Null,
                     job_variables: Value::Null,
+                    credential: None,
                     limits: job.limits,
                     infrastructure: None,
                 };
                 let (runner, out, cancels) = (runner.clone(), out.clone(), cancels.clone());
                 tokio::spawn(async move {
-                    let sink = PipeSink { id, out: out.clone() };
+                    let sink = PipeSink {
+                        id,
+                        out: out.clone(),
+                    };
                     let outcome = runner.run(&run_job, &sink, token).await;
                     lock(&cancels).remove(&id);
-                    let _ = out.send(FromWorker::Done { id, outcome: outcome.into() });
+                    let _ = out.send(FromWorker::Done {
+                        id,
+                        outcome: outcome.into(),
+                    });
                 });
             }
             ToWorker::Cancel { id } => {
@@ -261,7 +297,9 @@ struct Worker {
 
 impl Worker {
     async fn send(&self, frame: &ToWorker) -> bool {
-        let Ok(mut line) = serde_json::to_vec(frame) else { return false };
+        let Ok(mut line) = serde_json::to_vec(frame) else {
+            return false;
+        };
         line.push(b'\n');
         let mut stdin = self.stdin.lock().await;
         stdin.write_all(&line).await.is_ok() && stdin.flush().await.is_ok()
@@ -291,7 +329,9 @@ pub struct WorkerPool {
 
 impl std::fmt::Debug for WorkerPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool").field("command", &self.inner.command).finish_non_exhaustive()
+        f.debug_struct("WorkerPool")
+            .field("command", &self.inner.command)
+            .finish_non_exhaustive()
     }
 }
 
@@ -332,7 +372,12 @@ impl WorkerPool {
 
     /// The process ids of the live workers (for operators and tests).
     pub fn pids(&self) -> Vec<u32> {
-        lock(&self.inner.slots).iter().flatten().filter(|w| !w.dead.load(Ordering::SeqCst)).filter_map(|w| w.pid).collect()
+        lock(&self.inner.slots)
+            .iter()
+            .flatten()
+            .filter(|w| !w.dead.load(Ordering::SeqCst))
+            .filter_map(|w| w.pid)
+            .collect()
     }
 
     /// Stops supervising: workers are not restarted; each exits when its stdin closes.
@@ -350,7 +395,10 @@ impl WorkerPool {
             .stderr(std::process::Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|source| SpawnError { program: cmd.program.display().to_string(), source })?;
+            .map_err(|source| SpawnError {
+                program: cmd.program.display().to_string(),
+                source,
+            })?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err(SpawnError {
                 program: cmd.program.display().to_string(),
@@ -372,7 +420,12 @@ impl WorkerPool {
     }
 
     /// Relays one worker's frames until it exits, then fails its runs and restarts it.
-    async fn read(self, worker: Arc<Worker>, mut child: Child, stdout: tokio::process::ChildStdout) {
+    async fn read(
+        self,
+        worker: Arc<Worker>,
+        mut child: Child,
+        stdout: tokio::process::ChildStdout,
+    ) {
         let mut lines = BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             match serde_json::from_str::<FromWorker>(&line) {
@@ -392,15 +445,23 @@ impl WorkerPool {
                         let frame = match source.get(&digest).await {
                             Ok(bytes) => ToWorker::Artifact {
                                 req,
-                                bytes: Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+                                bytes: Some(
+                                    base64::engine::general_purpose::STANDARD.encode(bytes),
+                                ),
                                 error: None,
                             },
-                            Err(e) => ToWorker::Artifact { req, bytes: None, error: Some(e.to_string()) },
+                            Err(e) => ToWorker::Artifact {
+                                req,
+                                bytes: None,
+                                error: Some(e.to_string()),
+                            },
                         };
                         w.send(&frame).await;
                     });
                 }
-                Err(error) => tracing::warn!(slot = worker.slot, error = %error, "Unreadable frame from an executor worker"),
+                Err(error) => {
+                    tracing::warn!(slot = worker.slot, error = %error, "Unreadable frame from an executor worker")
+                }
             }
         }
         worker.dead.store(true, Ordering::SeqCst);
@@ -446,7 +507,12 @@ impl WorkerPool {
 
 #[async_trait]
 impl FlowRunner for WorkerPool {
-    async fn run(&self, job: &RunJob, logs: &dyn LogSink, cancel: CancellationToken) -> FlowOutcome {
+    async fn run(
+        &self,
+        job: &RunJob,
+        logs: &dyn LogSink,
+        cancel: CancellationToken,
+    ) -> FlowOutcome {
         let (secrets, env) = match self.inner.grants.grants(job).await {
             Ok(g) => g,
             Err(failure) => return FlowOutcome::Crashed(failure),
@@ -466,7 +532,10 @@ impl FlowRunner for WorkerPool {
             artifact: job.artifact.clone(),
             parameters: job.parameters.clone(),
             limits: job.limits,
-            secrets: secrets.iter().map(|(k, v)| (k.clone(), v.expose_secret().to_owned())).collect(),
+            secrets: secrets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.expose_secret().to_owned()))
+                .collect(),
             env,
         };
         if !worker.send(&ToWorker::Run { id, job: wire }).await {

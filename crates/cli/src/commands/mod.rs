@@ -1,6 +1,7 @@
 //! The subcommands, one module per group, and what the client commands share.
 
 pub mod admin;
+pub mod artifact;
 pub mod pool;
 pub mod run;
 pub mod server;

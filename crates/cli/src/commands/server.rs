@@ -84,6 +84,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
     ferry_server::serve(config).await
 }
 
+/// `ferry executor-worker` (hidden): one sandbox worker process, driven by `ferry serve`.
+pub async fn executor_worker(cache_dir: std::path::PathBuf) -> anyhow::Result<()> {
+    ferry_server::executor_worker(cache_dir).await
+}
+
 /// `ferry migrate`.
 pub async fn migrate(args: ServerArgs) -> anyhow::Result<()> {
     let config = args.load()?;

@@ -91,6 +91,7 @@ fn job_of(env: &Env, run: &ferry_store::Run) -> RunJob {
         parameters: run.parameters.clone(),
         job_template: json!({}),
         job_variables: json!({}),
+        credential: None,
         limits: Default::default(),
         infrastructure: None,
     }

@@ -3,6 +3,7 @@
 //! that turn malformed requests into the API's error format.
 
 pub mod api_keys;
+pub mod artifacts;
 pub mod audit;
 pub mod credentials;
 pub mod health;
@@ -31,6 +32,13 @@ pub fn public_router() -> Router<AppState> {
             "/v1/pools/{name}",
             get(pools::show).patch(pools::update).delete(pools::delete),
         )
+        .route(
+            "/v1/artifacts",
+            post(artifacts::upload)
+                .get(artifacts::list)
+                .layer(axum::extract::DefaultBodyLimit::max(artifacts::MAX_ARTIFACT_BYTES)),
+        )
+        .route("/v1/artifacts/{digest}", get(artifacts::show))
         .route("/v1/runs", post(runs::create).get(runs::list))
         .route("/v1/runs/{id}", get(runs::show))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))

@@ -114,12 +114,14 @@ fn check_limits(limits: &PoolLimits) -> Result<(), ApiError> {
         .map_err(|e| ApiError::invalid(format!("limits.{e}")))
 }
 
-fn check_template(template: &Value) -> Result<(), ApiError> {
-    if template.is_object() {
-        Ok(())
-    } else {
-        Err(ApiError::invalid("job_template must be a JSON object"))
+fn check_template(template: &Value, pool_type: PoolType) -> Result<(), ApiError> {
+    if !template.is_object() {
+        return Err(ApiError::invalid("job_template must be a JSON object"));
     }
+    if pool_type == PoolType::Managed {
+        crate::executors::managed_grants(template).map_err(ApiError::invalid)?;
+    }
+    Ok(())
 }
 
 fn check_retries(n: u32) -> Result<(), ApiError> {
@@ -160,7 +162,7 @@ pub async fn create(
     let limits = body.limits.unwrap_or_default();
     check_limits(&limits)?;
     let job_template = body.job_template.unwrap_or_else(|| serde_json::json!({}));
-    check_template(&job_template)?;
+    check_template(&job_template, pool_type)?;
     let credential = body
         .credential
         .as_deref()
@@ -268,7 +270,8 @@ pub async fn update(
         check_limits(l)?;
     }
     if let Some(t) = &body.job_template {
-        check_template(t)?;
+        let pool = state.store.pool_get(caller.workspace_id, &name).await?;
+        check_template(t, pool.pool_type)?;
     }
     if let Some(n) = body.max_retries {
         check_retries(n)?;

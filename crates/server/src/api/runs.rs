@@ -272,6 +272,17 @@ pub async fn create(
         Err(e) => return Err(e.into()),
     };
     check_artifact(pool.pool_type, body.artifact.as_deref())?;
+    if let Some(digest) = body.artifact.as_deref() {
+        match state.store.artifact_get(caller.workspace_id, digest).await {
+            Ok(_) => {}
+            Err(ferry_store::Error::NotFound { .. }) => {
+                return Err(ApiError::invalid(format!(
+                    "artifact {digest} has not been uploaded to this workspace; upload the .wasm file with POST /v1/artifacts first"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let parameters = object_or_empty("parameters", body.parameters)?;
     let job_variables = object_or_empty("job_variables", body.job_variables)?;
     if pool.pool_type == PoolType::Managed

@@ -272,6 +272,7 @@ fn job(artifact: Option<String>, parameters: serde_json::Value) -> Result<RunJob
         parameters,
         job_template: json!({}),
         job_variables: json!({}),
+        credential: None,
         limits: crate::support::limits(),
         infrastructure: None,
     })
@@ -329,9 +330,16 @@ fn pooling_falls_back_to_on_demand_where_the_pool_cannot_be_reserved() -> Result
         assert!(!host.is_pooling());
         let outcome = rt.block_on(async {
             let prepared = host.prepare(&flow("hello")?, false).await?;
-            anyhow::Ok(run(&host, &prepared, spec(json!({"name": "fallback"}))).await.0)
+            anyhow::Ok(
+                run(&host, &prepared, spec(json!({"name": "fallback"})))
+                    .await
+                    .0,
+            )
         })?;
-        assert_eq!(completed(outcome.outcome)?, json!({"greeting": "hello fallback"}));
+        assert_eq!(
+            completed(outcome.outcome)?,
+            json!({"greeting": "hello fallback"})
+        );
         return Ok(());
     }
     // The parent: run this same test again in a child process whose address space is limited

@@ -1,0 +1,60 @@
+//! Ferry's AWS ECS push backend: runs of ecs pools become ECS tasks in the customer's own
+//! account, reached only with the run's own workspace's credential. The only crate that talks
+//! to AWS.
+//!
+//! - [`spec`]: the job template and variables, checked into an [`EcsJobSpec`] (pure).
+//! - [`status`]: ECS answers mapped to [`ferry_core::PushStatus`] and typed errors (pure).
+//! - `clients`: SDK clients per credential and region, assumed-role sessions cached.
+//! - `backend`: [`EcsBackend`], the [`ferry_core::PushBackend`].
+
+mod backend;
+mod clients;
+pub mod spec;
+pub mod status;
+
+use std::fmt;
+use std::sync::Arc;
+
+use aws_credential_types::provider::SharedCredentialsProvider;
+use ferry_core::port::RunJob;
+use secrecy::SecretString;
+
+pub use backend::EcsBackend;
+pub use spec::{spec_for, EcsJobSpec, FieldError};
+
+/// Mints the short-lived, run-scoped token a task receives as `FERRY_RUN_TOKEN`.
+pub trait RunTokens: Send + Sync {
+    fn mint(&self, job: &RunJob) -> SecretString;
+}
+
+impl<F> RunTokens for F
+where
+    F: Fn(&RunJob) -> SecretString + Send + Sync,
+{
+    fn mint(&self, job: &RunJob) -> SecretString {
+        self(job)
+    }
+}
+
+/// How [`EcsBackend`] reaches AWS.
+#[derive(Clone)]
+pub struct EcsConfig {
+    /// Sends every ECS and STS call here (moto, VPC endpoints), over the template's
+    /// `endpoint` too. `None`: the template's `endpoint`, else wherever the SDK would go
+    /// (it honours `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_ECS`).
+    pub endpoint_url: Option<String>,
+    /// Ferry's own identity, which assumes customers' roles. `None`: the SDK's standard
+    /// provider chain (environment, web identity, ECS container, instance metadata).
+    pub ferry_identity: Option<SharedCredentialsProvider>,
+    /// Mints each task's `FERRY_RUN_TOKEN`.
+    pub run_tokens: Arc<dyn RunTokens>,
+}
+
+impl fmt::Debug for EcsConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EcsConfig")
+            .field("endpoint_url", &self.endpoint_url)
+            .field("ferry_identity", &self.ferry_identity.is_some())
+            .finish_non_exhaustive()
+    }
+}

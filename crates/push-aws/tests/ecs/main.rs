@@ -1,0 +1,9 @@
+//! The ECS push backend against moto in server mode: two workspaces in two AWS accounts,
+//! submission found instead of repeated, task definitions reused, the task lifecycle, cancel,
+//! and bad job variables stopped before AWS.
+
+mod lifecycle;
+mod moto;
+mod submit;
+mod support;
+mod tenants;

@@ -1,0 +1,141 @@
+//! The real executors this process runs, by role: managed runs go to supervised executor
+//! worker processes (`ferry executor-worker`), which fetch artifacts from the store and get
+//! their grants (secrets, environment) opened by the vault.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use ferry_core::port::{RunJob, SecretSource};
+use ferry_core::{Failure, FailureReason, Name};
+use ferry_engine::Executors;
+use ferry_store::Store;
+use ferry_wasm_host::worker::{WorkerCommand, WorkerPool};
+use ferry_wasm_host::{ArtifactSource, Grants, SourceError};
+use secrecy::SecretString;
+
+use crate::vault::Vault;
+use crate::Config;
+
+/// Artifact bytes from the store.
+struct StoreArtifacts(Store);
+
+#[async_trait]
+impl ArtifactSource for StoreArtifacts {
+    async fn get(&self, digest: &str) -> Result<Vec<u8>, SourceError> {
+        match self.0.artifact_bytes_unscoped(digest).await {
+            Ok(bytes) => Ok(bytes),
+            Err(ferry_store::Error::NotFound { .. }) => Err(SourceError::NotFound(digest.to_owned())),
+            Err(e) => Err(SourceError::Unavailable(e.to_string())),
+        }
+    }
+}
+
+/// What a managed run is granted: the secrets and environment its pool's template names
+/// (`{"secrets": ["name", ...], "env": {"KEY": "value"}}`), nothing else.
+struct PoolGrants(Vault);
+
+#[async_trait]
+impl Grants for PoolGrants {
+    async fn grants(
+        &self,
+        job: &RunJob,
+    ) -> Result<(HashMap<String, SecretString>, Vec<(String, String)>), Failure> {
+        let (names, env) = managed_grants(&job.job_template)
+            .map_err(|e| Failure::new(FailureReason::InvalidConfig, e))?;
+        let mut secrets = HashMap::new();
+        for name in names {
+            match self.0.secret(job.workspace_id, &name).await {
+                Ok(Some(value)) => {
+                    secrets.insert(name.to_string(), value);
+                }
+                // A granted name the workspace has no secret of reads as none in the flow.
+                Ok(None) => {}
+                Err(e) => return Err(Failure::new(FailureReason::Internal, format!("opening secret {name}: {e}"))),
+            }
+        }
+        Ok((secrets, env))
+    }
+}
+
+/// Parses a managed pool's template: the secret names and environment it grants its runs.
+pub fn managed_grants(template: &serde_json::Value) -> Result<(Vec<Name>, Vec<(String, String)>), String> {
+    let Some(obj) = template.as_object() else {
+        return Err("job_template must be a JSON object".into());
+    };
+    if let Some(field) = obj.keys().find(|k| !matches!(k.as_str(), "secrets" | "env")) {
+        return Err(format!(
+            "job_template.{field} is not a setting of managed pools (they take \"secrets\": [names] and \"env\": {{\"KEY\": \"value\"}})"
+        ));
+    }
+    let mut names = Vec::new();
+    if let Some(list) = obj.get("secrets") {
+        let list = list.as_array().ok_or("job_template.secrets must be an array of secret names")?;
+        for item in list {
+            let s = item.as_str().ok_or("job_template.secrets must be an array of secret names")?;
+            names.push(Name::parse(s).map_err(|e| format!("job_template.secrets: {s:?} {e}"))?);
+        }
+    }
+    let mut env = Vec::new();
+    if let Some(map) = obj.get("env") {
+        let map = map.as_object().ok_or("job_template.env must be an object of strings")?;
+        for (k, v) in map {
+            let ok_key = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit());
+            if !ok_key {
+                return Err(format!("job_template.env: {k:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"));
+            }
+            let v = v.as_str().ok_or_else(|| format!("job_template.env.{k} must be a string"))?;
+            env.push((k.clone(), v.to_owned()));
+        }
+    }
+    Ok((names, env))
+}
+
+/// The executors of `config.role`: managed runs on worker processes when the role executes
+/// them. (Push backends join with their issues.)
+pub fn real(config: &Config, store: &Store, vault: &Vault) -> anyhow::Result<Executors> {
+    let mut executors = Executors::default();
+    if config.role.executes_managed() {
+        let exe = std::env::current_exe().context("finding this program to start executor workers")?;
+        let cache = config.data_dir.join("cache").join("compiled");
+        let command = WorkerCommand {
+            program: exe,
+            args: vec!["executor-worker".into(), "--cache-dir".into(), cache.display().to_string()],
+        };
+        let pool = WorkerPool::start(
+            command,
+            config.executor_workers,
+            Arc::new(StoreArtifacts(store.clone())),
+            Arc::new(PoolGrants(vault.clone())),
+        )?;
+        executors.managed = Some(Arc::new(pool));
+    }
+    Ok(executors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::managed_grants;
+    use serde_json::json;
+
+    #[test]
+    fn managed_templates() {
+        let ok = managed_grants(&json!({"secrets": ["db-password"], "env": {"MODE": "prod", "_X1": "y"}}));
+        let (names, env) = ok.unwrap_or_default();
+        assert_eq!(names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["db-password"]);
+        assert_eq!(env.len(), 2);
+        assert!(managed_grants(&json!({})).is_ok());
+        for bad in [
+            json!([]),
+            json!({"image": "x"}),
+            json!({"secrets": "db"}),
+            json!({"secrets": ["Bad Name"]}),
+            json!({"env": {"1X": "y"}}),
+            json!({"env": {"A-B": "y"}}),
+            json!({"env": {"X": 1}}),
+        ] {
+            assert!(managed_grants(&bad).is_err(), "{bad}");
+        }
+    }
+}
