@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod isolation;
+mod managed;
 mod processes;
 mod roles;
 mod runs;

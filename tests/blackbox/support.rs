@@ -59,7 +59,7 @@ pub fn managed_pool(name: &str) -> NewPool {
 }
 
 /// The scheduler's timings, shortened so that runs move in milliseconds.
-fn engine_config() -> ferry_engine::Config {
+pub fn engine_config() -> ferry_engine::Config {
     ferry_engine::Config {
         poll_interval: Duration::from_millis(20),
         lease_ttl: Duration::from_secs(5),
@@ -289,7 +289,7 @@ pub async fn spawn_app() -> App {
     }
 }
 
-async fn make_tenant(url: &str, internal_url: &str, token: &str, name: &str) -> Tenant {
+pub async fn make_tenant(url: &str, internal_url: &str, token: &str, name: &str) -> Tenant {
     let internal = Client::new(internal_url, token).unwrap();
     let ws = internal.create_workspace(name).await.unwrap();
     let mut keys = BTreeMap::new();

@@ -3,7 +3,9 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+use std::path::Path;
+
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{Pkcs1v15Sign, RsaPrivateKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -17,10 +19,16 @@ pub enum Error {
     Encode(String),
     #[error("signing a token")]
     Sign(#[source] rsa::Error),
+    #[error("caching a test key in {path}")]
+    Cache {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// A service account with its key pair, for tests. RSA 2048 key generation is slow in debug
-/// builds (seconds): make each account once per test binary (e.g. in a `OnceLock`) and reuse it.
+/// builds (several seconds): use [`ServiceAccount::cached`] to make each account once.
 #[derive(Clone)]
 pub struct ServiceAccount {
     pub email: String,
@@ -71,6 +79,48 @@ impl ServiceAccount {
             project_id: project_id.to_owned(),
             private_key_id: id.clone() + &id[..8],
             client_id: format!("1{:020}", u64::from_str_radix(&id[..15], 16).unwrap_or(7)),
+            key,
+            private_key_pem,
+            public_key_pem,
+        })
+    }
+
+    /// Like [`ServiceAccount::generate`], but keeps the JSON key file in `dir` and reuses it
+    /// on later calls, from any process: test runners that start a process per test (nextest)
+    /// then pay for key generation once. Pass e.g. `env!("CARGO_TARGET_TMPDIR")`.
+    pub fn cached(name: &str, project_id: &str, dir: &Path) -> Result<Self, Error> {
+        let path = dir.join(format!("cloudrun-fake-{name}@{project_id}.json"));
+        if let Some(account) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|v| Self::from_key_json(&v))
+        {
+            return Ok(account);
+        }
+        let account = Self::generate(name, project_id)?;
+        let cache = |source| Error::Cache {
+            path: path.clone(),
+            source,
+        };
+        std::fs::create_dir_all(dir).map_err(cache)?;
+        // Write then rename, so a concurrent reader sees a whole file or none.
+        let tmp = dir.join(format!(".{}.{}", uuid::Uuid::new_v4(), std::process::id()));
+        std::fs::write(&tmp, account.key_json().to_string()).map_err(cache)?;
+        std::fs::rename(&tmp, &path).map_err(cache)?;
+        Ok(account)
+    }
+
+    /// An account from its JSON key file (as [`ServiceAccount::key_json`] writes it).
+    pub fn from_key_json(v: &Value) -> Option<Self> {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let private_key_pem = s("private_key")?;
+        let key = RsaPrivateKey::from_pkcs8_pem(&private_key_pem).ok()?;
+        let public_key_pem = key.to_public_key().to_public_key_pem(LineEnding::LF).ok()?;
+        Some(Self {
+            email: s("client_email")?,
+            project_id: s("project_id")?,
+            private_key_id: s("private_key_id")?,
+            client_id: s("client_id")?,
             key,
             private_key_pem,
             public_key_pem,

@@ -446,9 +446,7 @@ impl PushBackend for EcsBackend {
         results
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(PushError::new(FailureReason::Internal, "not polled"))
-                })
+                r.unwrap_or_else(|| Err(PushError::new(FailureReason::Internal, "not polled")))
             })
             .collect()
     }

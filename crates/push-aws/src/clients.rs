@@ -53,7 +53,10 @@ struct AssumeRole {
 
 enum Identity {
     AccessKey(AccessKey),
-    AssumeRole { role: AssumeRole, external_id: String },
+    AssumeRole {
+        role: AssumeRole,
+        external_id: String,
+    },
 }
 
 impl Identity {
@@ -119,7 +122,12 @@ impl Clients {
             .secrets
             .credential(job.workspace_id, name)
             .await
-            .map_err(|e| err(FailureReason::Internal, format!("opening credential {name}: {e}")))?;
+            .map_err(|e| {
+                err(
+                    FailureReason::Internal,
+                    format!("opening credential {name}: {e}"),
+                )
+            })?;
         let Some((kind, material)) = found else {
             return Err(err(
                 FailureReason::InvalidConfig,

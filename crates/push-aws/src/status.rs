@@ -60,7 +60,10 @@ pub fn status_of(t: &TaskState) -> PushStatus {
     match t.stop_code.as_deref() {
         Some("UserInitiated") => return PushStatus::Cancelled,
         Some("TaskFailedToStart") if says("CannotPullContainer") => {
-            return crashed(FailureReason::ImagePull, format!("task failed to start: {reason}"))
+            return crashed(
+                FailureReason::ImagePull,
+                format!("task failed to start: {reason}"),
+            )
         }
         Some("TaskFailedToStart") => {
             return crashed(
@@ -154,7 +157,9 @@ pub fn reason_for_code(code: Option<&str>, http_status: Option<u16>) -> FailureR
         | "ExpiredTokenException"
         | "ExpiredToken"
         | "SignatureDoesNotMatch" => FailureReason::PermissionDenied,
-        "ThrottlingException" | "Throttling" | "TooManyRequestsException"
+        "ThrottlingException"
+        | "Throttling"
+        | "TooManyRequestsException"
         | "RequestLimitExceeded" => FailureReason::Throttled,
         "LimitExceededException" => FailureReason::Quota,
         "ClientException"
@@ -252,30 +257,188 @@ mod tests {
         use PushStatus as S;
         let _ = S::Gone;
         let cases: &[(TaskState, &str)] = &[
-            (task("PROVISIONING", "RUNNING", None, "", None, ""), "starting"),
+            (
+                task("PROVISIONING", "RUNNING", None, "", None, ""),
+                "starting",
+            ),
             (task("PENDING", "RUNNING", None, "", None, ""), "starting"),
-            (task("ACTIVATING", "RUNNING", None, "", None, ""), "starting"),
+            (
+                task("ACTIVATING", "RUNNING", None, "", None, ""),
+                "starting",
+            ),
             (task("RUNNING", "RUNNING", None, "", None, ""), "running"),
-            (task("DEACTIVATING", "RUNNING", None, "", None, ""), "running"),
+            (
+                task("DEACTIVATING", "RUNNING", None, "", None, ""),
+                "running",
+            ),
             (task("STOPPING", "STOPPED", None, "", None, ""), "running"),
-            (task("DEPROVISIONING", "STOPPED", None, "", None, ""), "running"),
-            (task("STOPPED", "STOPPED", Some("UserInitiated"), "whatever", Some(137), ""), "cancelled"),
-            (task("STOPPED", "STOPPED", None, "cancelled by Ferry", Some(0), ""), "cancelled"),
-            (task("STOPPED", "STOPPED", None, "stopped by an operator", Some(0), ""), "cancelled"),
-            (task("STOPPED", "STOPPED", Some("TaskFailedToStart"), "ResourceInitializationError: no route", None, ""), "crashed:task_failed_to_start"),
-            (task("STOPPED", "STOPPED", Some("TaskFailedToStart"), "CannotPullContainerError: pull access denied", None, ""), "crashed:image_pull"),
-            (task("STOPPED", "STOPPED", Some("TaskFailedToStart"), "x", None, "CannotPullContainerError: not found"), "crashed:image_pull"),
-            (task("STOPPED", "STOPPED", Some("SpotInterruption"), "Your Spot Task was interrupted.", Some(143), ""), "crashed:spot_interruption"),
-            (task("STOPPED", "STOPPED", Some("TerminationNotice"), "retired", None, ""), "crashed:worker_lost"),
-            (task("STOPPED", "STOPPED", Some("ServiceSchedulerInitiated"), "scaled in", None, ""), "crashed:stopped_externally"),
-            (task("STOPPED", "STOPPED", Some("EssentialContainerExited"), "Essential container in task exited", Some(0), ""), "completed"),
-            (task("STOPPED", "STOPPED", Some("EssentialContainerExited"), "Essential container in task exited", Some(1), ""), "failed:exit_code"),
-            (task("STOPPED", "STOPPED", Some("EssentialContainerExited"), "Essential container in task exited", Some(137), "OutOfMemoryError: Container killed due to memory usage"), "failed:oom"),
-            (task("STOPPED", "STOPPED", None, "Essential container in task exited", Some(2), ""), "failed:exit_code"),
-            (task("STOPPED", "STOPPED", None, "Essential container in task exited", None, ""), "crashed:task_failed_to_start"),
+            (
+                task("DEPROVISIONING", "STOPPED", None, "", None, ""),
+                "running",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("UserInitiated"),
+                    "whatever",
+                    Some(137),
+                    "",
+                ),
+                "cancelled",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    None,
+                    "cancelled by Ferry",
+                    Some(0),
+                    "",
+                ),
+                "cancelled",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    None,
+                    "stopped by an operator",
+                    Some(0),
+                    "",
+                ),
+                "cancelled",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("TaskFailedToStart"),
+                    "ResourceInitializationError: no route",
+                    None,
+                    "",
+                ),
+                "crashed:task_failed_to_start",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("TaskFailedToStart"),
+                    "CannotPullContainerError: pull access denied",
+                    None,
+                    "",
+                ),
+                "crashed:image_pull",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("TaskFailedToStart"),
+                    "x",
+                    None,
+                    "CannotPullContainerError: not found",
+                ),
+                "crashed:image_pull",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("SpotInterruption"),
+                    "Your Spot Task was interrupted.",
+                    Some(143),
+                    "",
+                ),
+                "crashed:spot_interruption",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("TerminationNotice"),
+                    "retired",
+                    None,
+                    "",
+                ),
+                "crashed:worker_lost",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("ServiceSchedulerInitiated"),
+                    "scaled in",
+                    None,
+                    "",
+                ),
+                "crashed:stopped_externally",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("EssentialContainerExited"),
+                    "Essential container in task exited",
+                    Some(0),
+                    "",
+                ),
+                "completed",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("EssentialContainerExited"),
+                    "Essential container in task exited",
+                    Some(1),
+                    "",
+                ),
+                "failed:exit_code",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    Some("EssentialContainerExited"),
+                    "Essential container in task exited",
+                    Some(137),
+                    "OutOfMemoryError: Container killed due to memory usage",
+                ),
+                "failed:oom",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    None,
+                    "Essential container in task exited",
+                    Some(2),
+                    "",
+                ),
+                "failed:exit_code",
+            ),
+            (
+                task(
+                    "STOPPED",
+                    "STOPPED",
+                    None,
+                    "Essential container in task exited",
+                    None,
+                    "",
+                ),
+                "crashed:task_failed_to_start",
+            ),
             // moto: stopped by its state progression, desired status still RUNNING.
-            (task("STOPPED", "RUNNING", None, "", Some(0), ""), "completed"),
-            (task("STOPPED", "RUNNING", None, "", Some(3), ""), "failed:exit_code"),
+            (
+                task("STOPPED", "RUNNING", None, "", Some(0), ""),
+                "completed",
+            ),
+            (
+                task("STOPPED", "RUNNING", None, "", Some(3), ""),
+                "failed:exit_code",
+            ),
         ];
         for (t, want) in cases {
             assert_eq!(reason(&status_of(t)), *want, "{t:?}");
@@ -286,7 +449,10 @@ mod tests {
     fn failures() {
         let cases = [
             ("RESOURCE:MEMORY", "capacity"),
-            ("Capacity is unavailable at this time. Please try again later.", "capacity"),
+            (
+                "Capacity is unavailable at this time. Please try again later.",
+                "capacity",
+            ),
             ("AGENT", "capacity"),
             ("ATTRIBUTE", "invalid_config"),
             ("MISSING", "invalid_config"),
@@ -305,8 +471,16 @@ mod tests {
             (Some("AccessDenied"), Some(403), "permission_denied"),
             (Some("ThrottlingException"), Some(400), "throttled"),
             (Some("ClientException"), Some(400), "invalid_config"),
-            (Some("InvalidParameterException"), Some(400), "invalid_config"),
-            (Some("ClusterNotFoundException"), Some(400), "invalid_config"),
+            (
+                Some("InvalidParameterException"),
+                Some(400),
+                "invalid_config",
+            ),
+            (
+                Some("ClusterNotFoundException"),
+                Some(400),
+                "invalid_config",
+            ),
             (Some("LimitExceededException"), Some(400), "quota"),
             (Some("ServerException"), Some(500), "internal"),
             (None, Some(503), "internal"),

@@ -94,6 +94,9 @@ pub struct Config {
     pub engine: Option<ferry_engine::Config>,
     /// Executor worker processes for managed runs (`FERRY_EXECUTOR_WORKERS`, default 2).
     pub executor_workers: usize,
+    /// The program started as `<program> executor-worker`; default this executable (tests
+    /// running the server in-process point it at the `ferry` binary).
+    pub executor_program: Option<PathBuf>,
     /// Install the fake executors (feature `testing`; set by `FERRY_TESTING_FAKE_EXECUTORS`).
     pub fake_executors: bool,
 }
@@ -167,6 +170,7 @@ impl Config {
                     .with_context(|| format!("FERRY_EXECUTOR_WORKERS must be a number from 1 to 64 (got {n:?})"))?,
                 None => 2,
             },
+            executor_program: None,
             fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
         })
     }
@@ -199,6 +203,7 @@ impl Config {
             max_body_bytes: 1024 * 1024,
             engine: None,
             executor_workers: 2,
+            executor_program: None,
             fake_executors: false,
         }
     }

@@ -97,7 +97,10 @@ pub fn managed_grants(template: &serde_json::Value) -> Result<(Vec<Name>, Vec<(S
 pub fn real(config: &Config, store: &Store, vault: &Vault) -> anyhow::Result<Executors> {
     let mut executors = Executors::default();
     if config.role.executes_managed() {
-        let exe = std::env::current_exe().context("finding this program to start executor workers")?;
+        let exe = match &config.executor_program {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("finding this program to start executor workers")?,
+        };
         let cache = config.data_dir.join("cache").join("compiled");
         let command = WorkerCommand {
             program: exe,

@@ -347,7 +347,8 @@ impl Host {
             .allow_ip_name_lookup(false)
             .socket_addr_check(|_, _| Box::pin(async { false }))
             .max_random_size(MAX_RANDOM_BYTES)
-            // Relative paths resolve inside the scratch directory.
+            // Relative paths resolve inside the scratch directory, for guests whose libc
+            // reads `initial-cwd` (today's wasi-libc in Rust's std still starts at "/").
             .initial_cwd("/run");
         if !matches!(artifact.ready(), Ready::Flow(_)) {
             wasi.stdin(MemoryInputPipe::new(params.clone().into_bytes()));

@@ -2,6 +2,8 @@
 //! submission found instead of repeated, task definitions reused, the task lifecycle, cancel,
 //! and bad job variables stopped before AWS.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod lifecycle;
 mod moto;
 mod submit;

@@ -102,7 +102,9 @@ pub fn backend(secrets: Arc<Secrets>) -> EcsBackend {
         EcsConfig {
             endpoint_url: Some(moto().endpoint.clone()),
             ferry_identity: Some(ferry_identity()),
-            run_tokens: Arc::new(|job: &RunJob| SecretString::from(format!("token-{}", job.run_id))),
+            run_tokens: Arc::new(|job: &RunJob| {
+                SecretString::from(format!("token-{}", job.run_id))
+            }),
         },
     )
 }

@@ -1,0 +1,275 @@
+//! Managed execution for real: WebAssembly flows uploaded and run through the API by
+//! supervised executor worker processes (the `ferry` binary's `executor-worker`): every
+//! example flow, every hostile flow next to a normal one, a killed worker, a thousand runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use ferry_client::{Client, NewPool, NewRun, Run};
+use serde_json::{json, Value};
+
+use crate::support::{engine_config, ferry_bin, make_tenant, wait_until, Tenant};
+
+/// Builds the example and hostile flows once per test binary (`sandbox/build.sh`).
+fn flows() -> &'static Path {
+    static OUT: OnceLock<PathBuf> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let sandbox = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sandbox");
+        let out = std::process::Command::new("bash")
+            .arg(sandbox.join("build.sh"))
+            .output()
+            .expect("running sandbox/build.sh");
+        assert!(
+            out.status.success(),
+            "sandbox/build.sh failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        sandbox.join("out")
+    })
+}
+
+/// Ferry in-process with its real executors: managed runs on two worker processes.
+struct Real {
+    server: ferry_server::Server,
+    tenant: Tenant,
+    dir: tempfile::TempDir,
+}
+
+impl Real {
+    async fn start() -> Real {
+        let flows = flows().to_owned();
+        assert!(flows.join("hello.wasm").exists());
+        let dir = tempfile::tempdir().unwrap();
+        let config = ferry_server::Config {
+            engine: Some(engine_config()),
+            executor_program: Some(PathBuf::from(ferry_bin())),
+            executor_workers: 2,
+            ..ferry_server::Config::for_tests(dir.path())
+        };
+        let server = ferry_server::Server::start_real(config).await.unwrap();
+        let token = secrecy::ExposeSecret::expose_secret(&server.internal_token).to_owned();
+        let tenant = make_tenant(&server.public_url(), &server.internal_url(), &token, "acme").await;
+        let real = Real { server, tenant, dir };
+        real.admin()
+            .create_pool(&NewPool {
+                name: "sbx".into(),
+                pool_type: "managed".into(),
+                limits: Some(json!({"memory_mb": 128, "timeout_s": 20})),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        real
+    }
+
+    fn admin(&self) -> Client {
+        self.tenant.client("admin")
+    }
+
+    /// Uploads `sandbox/out/<name>.wasm`; returns its digest.
+    async fn upload(&self, name: &str) -> String {
+        let bytes = std::fs::read(flows().join(format!("{name}.wasm"))).unwrap();
+        self.admin().upload_artifact(bytes).await.unwrap().0.digest
+    }
+
+    async fn submit(&self, digest: &str, parameters: Value, limits: Option<Value>) -> Run {
+        let run = NewRun {
+            pool: "sbx".into(),
+            artifact: Some(digest.to_owned()),
+            parameters: Some(parameters),
+            limits,
+            ..Default::default()
+        };
+        self.admin().create_run(&run).await.unwrap().0
+    }
+
+    async fn finished(&self, id: &str) -> Run {
+        let client = self.admin();
+        wait_until(&format!("run {id} to end"), || {
+            let client = client.clone();
+            let id = id.to_owned();
+            async move {
+                match client.get_run(&id).await {
+                    Ok(r) if r.is_terminal() => Ok(r),
+                    Ok(r) => Err(format!("state {}", r.state)),
+                    Err(e) => Err(e.to_string()),
+                }
+            }
+        })
+        .await
+    }
+
+    async fn log_text(&self, id: &str) -> String {
+        let logs = self.admin().run_logs(id, None, Some(10_000)).await.unwrap();
+        logs.lines.iter().map(|l| format!("{} {}\n", l.stream, l.line)).collect()
+    }
+
+    async fn stop(self) {
+        self.server.shutdown().await;
+        drop(self.dir);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_example_flow_runs_end_to_end() {
+    let app = Real::start().await;
+    let cases: &[(&str, Value, &str, Value)] = &[
+        ("hello", json!({"name": "world"}), "completed", json!({"greeting": "hello world"})),
+        ("params", json!({"numbers": [1, 2, 3], "scale": 10}), "completed", json!({"count": 3, "sum": 6, "scaled": [10, 20, 30]})),
+        ("logs", json!({}), "completed", json!({"logged": 4, "printed": 4})),
+        ("command", json!({"name": "ada"}), "completed", json!({"greeting": "hello ada", "kind": "command"})),
+        ("preview1", json!({"name": "ada"}), "completed", json!({"greeting": "hello ada", "kind": "preview1"})),
+        ("fails", json!({}), "failed", Value::Null),
+    ];
+    let mut runs = Vec::new();
+    for (flow, params, _, _) in cases {
+        let digest = app.upload(flow).await;
+        runs.push(app.submit(&digest, params.clone(), None).await);
+    }
+    for ((flow, _, state, result), run) in cases.iter().zip(runs) {
+        let done = app.finished(&run.id).await;
+        assert_eq!(done.state, *state, "{flow}: {done:?}");
+        if *state == "completed" {
+            assert_eq!(done.result.as_ref(), Some(result), "{flow}");
+        } else {
+            assert_eq!(done.state_reason.as_deref(), Some("exit_code"), "{flow}");
+        }
+    }
+    // The logging flow's structured and printed lines are the run's log.
+    let logs_run = app.admin().list_runs(&Default::default()).await.unwrap();
+    let logs_id = &logs_run.items.iter().find(|r| r.result == Some(json!({"logged": 4, "printed": 4}))).unwrap().id;
+    let text = app.log_text(logs_id).await;
+    assert!(text.lines().filter(|l| l.starts_with("flow ")).count() >= 4, "{text}");
+    assert!(text.lines().filter(|l| l.starts_with("stdout ") || l.starts_with("stderr ")).count() >= 4, "{text}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_flows_end_typed_and_a_normal_run_alongside_completes() {
+    let app = Real::start().await;
+    // (flow, limits, state, reason or None, check of the result)
+    let cases: &[(&str, Value, &str, Option<&str>)] = &[
+        ("infinite-loop", json!({"timeout_s": 2}), "failed", Some("timeout")),
+        ("memory-bomb", json!({"memory_mb": 32}), "failed", Some("memory_limit")),
+        ("deep-recursion", json!({}), "failed", Some("trap")),
+        ("stdout-flood", json!({"log_bytes": 65536}), "completed", None),
+        ("huge-result", json!({}), "failed", Some("exit_code")),
+        ("fs-escape", json!({}), "completed", None),
+        ("network", json!({}), "completed", None),
+        ("sleep-forever", json!({"timeout_s": 2}), "failed", Some("timeout")),
+        ("trap", json!({}), "failed", Some("trap")),
+    ];
+    let mut runs = Vec::new();
+    for (flow, limits, _, _) in cases {
+        let digest = app.upload(flow).await;
+        runs.push(app.submit(&digest, json!({}), Some(limits.clone())).await);
+    }
+    let hello = app.upload("hello").await;
+    let normal = app.submit(&hello, json!({"name": "neighbour"}), None).await;
+    let mut results = HashMap::new();
+    for ((flow, _, state, reason), run) in cases.iter().zip(&runs) {
+        let done = app.finished(&run.id).await;
+        assert_eq!(done.state, *state, "{flow}: {done:?}");
+        assert_eq!(done.state_reason.as_deref(), *reason, "{flow}: {done:?}");
+        results.insert(*flow, done);
+    }
+    let flood = &results["stdout-flood"];
+    assert!(flood.log_truncated, "the flood's log is marked truncated");
+    let kept: usize = app.admin().run_logs(&flood.id, None, Some(10_000)).await.unwrap().lines.iter().map(|l| l.line.len()).sum();
+    assert!(kept <= 65_536, "kept {kept} bytes of a 64 KiB log");
+    let escape = results["fs-escape"].result.clone().unwrap_or_default();
+    assert_eq!(escape["read"], json!([]), "read nothing outside /run: {escape}");
+    assert_eq!(escape["listed"], json!([]), "{escape}");
+    let network = results["network"].result.clone().unwrap_or_default();
+    assert_eq!(network["allowed"], json!([]), "no network: {network}");
+    let done = app.finished(&normal.id).await;
+    assert_eq!(done.result, Some(json!({"greeting": "hello neighbour"})));
+    let health = reqwest::get(format!("{}/healthz", app.server.public_url())).await.unwrap();
+    assert_eq!(health.status(), 200);
+    app.stop().await;
+}
+
+/// Kills every executor worker of this test's server (found by its cache directory).
+fn kill_workers(data_dir: &Path) -> usize {
+    let pattern = format!("executor-worker --cache-dir {}", data_dir.display());
+    let out = std::process::Command::new("pkill").args(["-KILL", "-c", "-f", &pattern]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_a_worker_crashes_its_runs_and_new_runs_still_complete() {
+    let app = Real::start().await;
+    let sleeper = app.upload("sleep-forever").await;
+    let run = app.submit(&sleeper, json!({}), Some(json!({"timeout_s": 20}))).await;
+    let client = app.admin();
+    wait_until("the sleeper to run", || {
+        let client = client.clone();
+        let id = run.id.clone();
+        async move {
+            match client.get_run(&id).await {
+                Ok(r) if r.state == "running" => Ok(r),
+                Ok(r) => Err(format!("state {}", r.state)),
+                Err(e) => Err(e.to_string()),
+            }
+        }
+    })
+    .await;
+    assert_eq!(kill_workers(app.dir.path()), 2, "both workers killed");
+    let done = app.finished(&run.id).await;
+    assert_eq!(done.state, "crashed");
+    assert_eq!(done.state_reason.as_deref(), Some("worker_lost"));
+    // The supervisor restarts the workers; the next run completes.
+    let hello = app.upload("hello").await;
+    let next = app.submit(&hello, json!({"name": "again"}), None).await;
+    let next = app.finished(&next.id).await;
+    assert_eq!(next.result, Some(json!({"greeting": "hello again"})));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_runs_submitted_at_once_all_complete_exactly_once() {
+    let app = Real::start().await;
+    let hello = app.upload("hello").await;
+    let client = app.admin();
+    let mut ids = Vec::new();
+    for chunk in 0..20 {
+        let submits = (0..50).map(|i| {
+            let client = client.clone();
+            let run = NewRun {
+                pool: "sbx".into(),
+                artifact: Some(hello.clone()),
+                parameters: Some(json!({"name": format!("n{}", chunk * 50 + i)})),
+                ..Default::default()
+            };
+            async move { client.create_run(&run).await.unwrap().0.id }
+        });
+        ids.extend(futures::future::join_all(submits).await);
+    }
+    assert_eq!(ids.len(), 1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
+    for id in &ids {
+        loop {
+            let run = client.get_run(id).await.unwrap();
+            if run.is_terminal() {
+                assert_eq!(run.state, "completed", "{run:?}");
+                assert_eq!(run.attempt, 1);
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "run {id} still {}", run.state);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Each ran once: one claim and one start in its history, and its own result.
+    for (i, id) in ids.iter().enumerate().step_by(37) {
+        let events = client.run_events(id).await.unwrap();
+        let starts = events.iter().filter(|e| e.to == "running").count();
+        let claims = events.iter().filter(|e| e.to == "pending").count();
+        assert_eq!((claims, starts), (1, 1), "run {id}: {events:?}");
+        let run = client.get_run(id).await.unwrap();
+        assert_eq!(run.result, Some(json!({"greeting": format!("hello n{i}")})));
+    }
+    app.stop().await;
+}
