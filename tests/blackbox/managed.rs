@@ -13,6 +13,10 @@ use serde_json::{json, Value};
 use crate::support::{engine_config, ferry_bin, make_tenant, wait_until, Tenant};
 
 /// Builds the example and hostile flows once per test binary (`sandbox/build.sh`).
+pub fn build_flows() {
+    flows();
+}
+
 fn flows() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
