@@ -55,8 +55,13 @@ impl Real {
         };
         let server = ferry_server::Server::start_real(config).await.unwrap();
         let token = secrecy::ExposeSecret::expose_secret(&server.internal_token).to_owned();
-        let tenant = make_tenant(&server.public_url(), &server.internal_url(), &token, "acme").await;
-        let real = Real { server, tenant, dir };
+        let tenant =
+            make_tenant(&server.public_url(), &server.internal_url(), &token, "acme").await;
+        let real = Real {
+            server,
+            tenant,
+            dir,
+        };
         real.admin()
             .create_pool(&NewPool {
                 name: "sbx".into(),
@@ -108,7 +113,10 @@ impl Real {
 
     async fn log_text(&self, id: &str) -> String {
         let logs = self.admin().run_logs(id, None, Some(10_000)).await.unwrap();
-        logs.lines.iter().map(|l| format!("{} {}\n", l.stream, l.line)).collect()
+        logs.lines
+            .iter()
+            .map(|l| format!("{} {}\n", l.stream, l.line))
+            .collect()
     }
 
     async fn stop(self) {
@@ -121,11 +129,36 @@ impl Real {
 async fn every_example_flow_runs_end_to_end() {
     let app = Real::start().await;
     let cases: &[(&str, Value, &str, Value)] = &[
-        ("hello", json!({"name": "world"}), "completed", json!({"greeting": "hello world"})),
-        ("params", json!({"numbers": [1, 2, 3], "scale": 10}), "completed", json!({"count": 3, "sum": 6, "scaled": [10, 20, 30]})),
-        ("logs", json!({}), "completed", json!({"logged": 4, "printed": 4})),
-        ("command", json!({"name": "ada"}), "completed", json!({"greeting": "hello ada", "kind": "command"})),
-        ("preview1", json!({"name": "ada"}), "completed", json!({"greeting": "hello ada", "kind": "preview1"})),
+        (
+            "hello",
+            json!({"name": "world"}),
+            "completed",
+            json!({"greeting": "hello world"}),
+        ),
+        (
+            "params",
+            json!({"numbers": [1, 2, 3], "scale": 10}),
+            "completed",
+            json!({"count": 3, "sum": 6, "scaled": [10, 20, 30]}),
+        ),
+        (
+            "logs",
+            json!({}),
+            "completed",
+            json!({"logged": 4, "printed": 4}),
+        ),
+        (
+            "command",
+            json!({"name": "ada"}),
+            "completed",
+            json!({"greeting": "hello ada", "kind": "command"}),
+        ),
+        (
+            "preview1",
+            json!({"name": "ada"}),
+            "completed",
+            json!({"greeting": "hello ada", "kind": "preview1"}),
+        ),
         ("fails", json!({}), "failed", Value::Null),
     ];
     let mut runs = Vec::new();
@@ -144,10 +177,24 @@ async fn every_example_flow_runs_end_to_end() {
     }
     // The logging flow's structured and printed lines are the run's log.
     let logs_run = app.admin().list_runs(&Default::default()).await.unwrap();
-    let logs_id = &logs_run.items.iter().find(|r| r.result == Some(json!({"logged": 4, "printed": 4}))).unwrap().id;
+    let logs_id = &logs_run
+        .items
+        .iter()
+        .find(|r| r.result == Some(json!({"logged": 4, "printed": 4})))
+        .unwrap()
+        .id;
     let text = app.log_text(logs_id).await;
-    assert!(text.lines().filter(|l| l.starts_with("flow ")).count() >= 4, "{text}");
-    assert!(text.lines().filter(|l| l.starts_with("stdout ") || l.starts_with("stderr ")).count() >= 4, "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with("flow ")).count() >= 4,
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .filter(|l| l.starts_with("stdout ") || l.starts_with("stderr "))
+            .count()
+            >= 4,
+        "{text}"
+    );
     app.stop().await;
 }
 
@@ -156,14 +203,34 @@ async fn hostile_flows_end_typed_and_a_normal_run_alongside_completes() {
     let app = Real::start().await;
     // (flow, limits, state, reason or None, check of the result)
     let cases: &[(&str, Value, &str, Option<&str>)] = &[
-        ("infinite-loop", json!({"timeout_s": 2}), "failed", Some("timeout")),
-        ("memory-bomb", json!({"memory_mb": 32}), "failed", Some("memory_limit")),
+        (
+            "infinite-loop",
+            json!({"timeout_s": 2}),
+            "failed",
+            Some("timeout"),
+        ),
+        (
+            "memory-bomb",
+            json!({"memory_mb": 32}),
+            "failed",
+            Some("memory_limit"),
+        ),
         ("deep-recursion", json!({}), "failed", Some("trap")),
-        ("stdout-flood", json!({"log_bytes": 65536}), "completed", None),
+        (
+            "stdout-flood",
+            json!({"log_bytes": 65536}),
+            "completed",
+            None,
+        ),
         ("huge-result", json!({}), "failed", Some("exit_code")),
         ("fs-escape", json!({}), "completed", None),
         ("network", json!({}), "completed", None),
-        ("sleep-forever", json!({"timeout_s": 2}), "failed", Some("timeout")),
+        (
+            "sleep-forever",
+            json!({"timeout_s": 2}),
+            "failed",
+            Some("timeout"),
+        ),
         ("trap", json!({}), "failed", Some("trap")),
     ];
     let mut runs = Vec::new();
@@ -182,16 +249,30 @@ async fn hostile_flows_end_typed_and_a_normal_run_alongside_completes() {
     }
     let flood = &results["stdout-flood"];
     assert!(flood.log_truncated, "the flood's log is marked truncated");
-    let kept: usize = app.admin().run_logs(&flood.id, None, Some(10_000)).await.unwrap().lines.iter().map(|l| l.line.len()).sum();
+    let kept: usize = app
+        .admin()
+        .run_logs(&flood.id, None, Some(10_000))
+        .await
+        .unwrap()
+        .lines
+        .iter()
+        .map(|l| l.line.len())
+        .sum();
     assert!(kept <= 65_536, "kept {kept} bytes of a 64 KiB log");
     let escape = results["fs-escape"].result.clone().unwrap_or_default();
-    assert_eq!(escape["read"], json!([]), "read nothing outside /run: {escape}");
+    assert_eq!(
+        escape["read"],
+        json!([]),
+        "read nothing outside /run: {escape}"
+    );
     assert_eq!(escape["listed"], json!([]), "{escape}");
     let network = results["network"].result.clone().unwrap_or_default();
     assert_eq!(network["allowed"], json!([]), "no network: {network}");
     let done = app.finished(&normal.id).await;
     assert_eq!(done.result, Some(json!({"greeting": "hello neighbour"})));
-    let health = reqwest::get(format!("{}/healthz", app.server.public_url())).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", app.server.public_url()))
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
     app.stop().await;
 }
@@ -199,15 +280,23 @@ async fn hostile_flows_end_typed_and_a_normal_run_alongside_completes() {
 /// Kills every executor worker of this test's server (found by its cache directory).
 fn kill_workers(data_dir: &Path) -> usize {
     let pattern = format!("executor-worker --cache-dir {}", data_dir.display());
-    let out = std::process::Command::new("pkill").args(["-KILL", "-c", "-f", &pattern]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0)
+    let out = std::process::Command::new("pkill")
+        .args(["-KILL", "-c", "-f", &pattern])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_a_worker_crashes_its_runs_and_new_runs_still_complete() {
     let app = Real::start().await;
     let sleeper = app.upload("sleep-forever").await;
-    let run = app.submit(&sleeper, json!({}), Some(json!({"timeout_s": 20}))).await;
+    let run = app
+        .submit(&sleeper, json!({}), Some(json!({"timeout_s": 20})))
+        .await;
     let client = app.admin();
     wait_until("the sleeper to run", || {
         let client = client.clone();
@@ -262,7 +351,11 @@ async fn a_thousand_runs_submitted_at_once_all_complete_exactly_once() {
                 assert_eq!(run.attempt, 1);
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "run {id} still {}", run.state);
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} still {}",
+                run.state
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -52,12 +52,20 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "ferry artifact push sandbox/out/sleep-forever.wasm",
-        &["Uploaded sandbox/out/sleep-forever.wasm (component, ", "sha256:"],
+        &[
+            "Uploaded sandbox/out/sleep-forever.wasm (component, ",
+            "sha256:",
+        ],
         &[],
     ),
     (
         "ferry run submit --pool sbx --artifact <digest> --param name=world --wait",
-        &["Submitted run ", " to pool sbx (scheduled).", "completed", "hello world"],
+        &[
+            "Submitted run ",
+            " to pool sbx (scheduled).",
+            "completed",
+            "hello world",
+        ],
         &[],
     ),
     (
@@ -72,12 +80,27 @@ const EXPECTED: &[(&str, &[&str], &[&str])] = &[
     ),
     (
         "ferry run show <run id>",
-        &["{id}", "sbx (managed)", "completed", "{digest}", "\"name\":\"world\"", "hello world"],
+        &[
+            "{id}",
+            "sbx (managed)",
+            "completed",
+            "{digest}",
+            "\"name\":\"world\"",
+            "hello world",
+        ],
         &[],
     ),
     (
         "ferry run events <run id>",
-        &["FROM", "TO", "CAUSE", "scheduled", "submitted", "running", "completed"],
+        &[
+            "FROM",
+            "TO",
+            "CAUSE",
+            "scheduled",
+            "submitted",
+            "running",
+            "completed",
+        ],
         &[],
     ),
     ("ferry run cancel <run id>", &["{id}", "ancel"], &[]),
@@ -139,7 +162,9 @@ async fn the_readme_tour_works_as_written() {
             .iter()
             .find(|(prefix, _, _)| command.starts_with(prefix))
             .unwrap_or_else(|| panic!("the tour has a command this test does not know: {command}"));
-        let line = command.replace("<run id>", &run_id).replace("<digest>", &digest);
+        let line = command
+            .replace("<run id>", &run_id)
+            .replace("<digest>", &digest);
         let mut env = vec![("FERRY_URL", server.public_url.as_str())];
         if !key.is_empty() {
             env.push(("FERRY_API_KEY", key.as_str()));

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::commands::{admin, artifact, pool, run, server};
+use crate::commands::{admin, artifact, bench, pool, run, server};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -84,6 +84,9 @@ enum Command {
     /// Upload and list flows (WebAssembly files) for managed pools.
     #[command(subcommand)]
     Artifact(artifact::ArtifactCommand),
+    /// Benchmark Ferry end to end on its embedded default: submit N runs through the API and
+    /// report submit→completed latency and runs/s.
+    Bench(bench::Bench),
     /// Run one executor worker on stdin/stdout (started by `ferry serve`, not by people).
     #[command(hide = true)]
     ExecutorWorker {
@@ -102,6 +105,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Pool(c) => pool::run(g, c).await,
         Command::Run(c) => run::run(g, c).await,
         Command::Artifact(c) => artifact::run(g, c).await,
+        Command::Bench(b) => bench::run(b).await,
         Command::ExecutorWorker { cache_dir } => server::executor_worker(cache_dir).await,
     }
 }

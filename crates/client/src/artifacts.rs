@@ -30,7 +30,9 @@ impl Client {
 
     /// `GET /v1/artifacts`.
     pub async fn list_artifacts(&self) -> Result<Vec<Artifact>, Error> {
-        let list: Items<Artifact> = self.call(self.request(Method::GET, &["v1", "artifacts"])?).await?;
+        let list: Items<Artifact> = self
+            .call(self.request(Method::GET, &["v1", "artifacts"])?)
+            .await?;
         Ok(list.items)
     }
 }

@@ -159,7 +159,7 @@ impl Discovery {
             .iter()
             .filter_map(|m| m.match_path(path).map(|score| (m, score)))
             .collect();
-        found.sort_by(|a, b| b.1.cmp(&a.1));
+        found.sort_by_key(|m| std::cmp::Reverse(m.1));
         found
     }
 

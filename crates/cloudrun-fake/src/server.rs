@@ -42,12 +42,15 @@ pub(crate) struct Call<'a> {
 }
 
 impl Call<'_> {
+    /// A query parameter's value; an empty one is unset, as in proto3 (Google's Rust client
+    /// sends `jobId=` and `etag=` when they are not set).
     pub fn query(&self, key: &str) -> Option<&str> {
         self.query
             .iter()
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
     }
 
     pub fn flag(&self, key: &str) -> bool {
@@ -268,7 +271,7 @@ fn authenticate(
     }
     let granted = match &account.permissions {
         None => true,
-        Some(p) => p.iter().any(|p| *p == needed),
+        Some(p) => p.contains(&needed),
     };
     // Anyone in the project may ask which permissions they hold.
     if !granted && !method_id.ends_with(".testIamPermissions") {

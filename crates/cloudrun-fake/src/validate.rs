@@ -256,13 +256,11 @@ impl Validator<'_> {
                     );
                 }
             }
-            "boolean" => {
-                if !value.is_boolean() {
-                    self.violation(
-                        path,
-                        format!("Invalid value at '{path}' (TYPE_BOOL), {}", quoted(value)),
-                    );
-                }
+            "boolean" if !value.is_boolean() => {
+                self.violation(
+                    path,
+                    format!("Invalid value at '{path}' (TYPE_BOOL), {}", quoted(value)),
+                );
             }
             // `any`: a `google.protobuf.Any` or `Value`, anything goes.
             _ => {}

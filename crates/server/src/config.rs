@@ -167,7 +167,9 @@ impl Config {
                     .parse()
                     .ok()
                     .filter(|n| (1..=64).contains(n))
-                    .with_context(|| format!("FERRY_EXECUTOR_WORKERS must be a number from 1 to 64 (got {n:?})"))?,
+                    .with_context(|| {
+                        format!("FERRY_EXECUTOR_WORKERS must be a number from 1 to 64 (got {n:?})")
+                    })?,
                 None => 2,
             },
             executor_program: None,

@@ -26,7 +26,9 @@ impl ArtifactSource for StoreArtifacts {
     async fn get(&self, digest: &str) -> Result<Vec<u8>, SourceError> {
         match self.0.artifact_bytes_unscoped(digest).await {
             Ok(bytes) => Ok(bytes),
-            Err(ferry_store::Error::NotFound { .. }) => Err(SourceError::NotFound(digest.to_owned())),
+            Err(ferry_store::Error::NotFound { .. }) => {
+                Err(SourceError::NotFound(digest.to_owned()))
+            }
             Err(e) => Err(SourceError::Unavailable(e.to_string())),
         }
     }
@@ -52,40 +54,61 @@ impl Grants for PoolGrants {
                 }
                 // A granted name the workspace has no secret of reads as none in the flow.
                 Ok(None) => {}
-                Err(e) => return Err(Failure::new(FailureReason::Internal, format!("opening secret {name}: {e}"))),
+                Err(e) => {
+                    return Err(Failure::new(
+                        FailureReason::Internal,
+                        format!("opening secret {name}: {e}"),
+                    ))
+                }
             }
         }
         Ok((secrets, env))
     }
 }
 
+/// The secret names and environment variables a managed pool grants its runs.
+pub type ManagedGrants = (Vec<Name>, Vec<(String, String)>);
+
 /// Parses a managed pool's template: the secret names and environment it grants its runs.
-pub fn managed_grants(template: &serde_json::Value) -> Result<(Vec<Name>, Vec<(String, String)>), String> {
+pub fn managed_grants(template: &serde_json::Value) -> Result<ManagedGrants, String> {
     let Some(obj) = template.as_object() else {
         return Err("job_template must be a JSON object".into());
     };
-    if let Some(field) = obj.keys().find(|k| !matches!(k.as_str(), "secrets" | "env")) {
+    if let Some(field) = obj
+        .keys()
+        .find(|k| !matches!(k.as_str(), "secrets" | "env"))
+    {
         return Err(format!(
             "job_template.{field} is not a setting of managed pools (they take \"secrets\": [names] and \"env\": {{\"KEY\": \"value\"}})"
         ));
     }
     let mut names = Vec::new();
     if let Some(list) = obj.get("secrets") {
-        let list = list.as_array().ok_or("job_template.secrets must be an array of secret names")?;
+        let list = list
+            .as_array()
+            .ok_or("job_template.secrets must be an array of secret names")?;
         for item in list {
-            let s = item.as_str().ok_or("job_template.secrets must be an array of secret names")?;
+            let s = item
+                .as_str()
+                .ok_or("job_template.secrets must be an array of secret names")?;
             names.push(Name::parse(s).map_err(|e| format!("job_template.secrets: {s:?} {e}"))?);
         }
     }
     let mut env = Vec::new();
     if let Some(map) = obj.get("env") {
-        let map = map.as_object().ok_or("job_template.env must be an object of strings")?;
+        let map = map
+            .as_object()
+            .ok_or("job_template.env must be an object of strings")?;
         for (k, v) in map {
-            let ok_key = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.starts_with(|c: char| c.is_ascii_digit());
+            let ok_key = !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !k.starts_with(|c: char| c.is_ascii_digit());
             if !ok_key {
                 return Err(format!("job_template.env: {k:?} is not an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"));
             }
-            let v = v.as_str().ok_or_else(|| format!("job_template.env.{k} must be a string"))?;
+            let v = v
+                .as_str()
+                .ok_or_else(|| format!("job_template.env.{k} must be a string"))?;
             env.push((k.clone(), v.to_owned()));
         }
     }
@@ -99,12 +122,18 @@ pub fn real(config: &Config, store: &Store, vault: &Vault) -> anyhow::Result<Exe
     if config.role.executes_managed() {
         let exe = match &config.executor_program {
             Some(p) => p.clone(),
-            None => std::env::current_exe().context("finding this program to start executor workers")?,
+            None => {
+                std::env::current_exe().context("finding this program to start executor workers")?
+            }
         };
         let cache = config.data_dir.join("cache").join("compiled");
         let command = WorkerCommand {
             program: exe,
-            args: vec!["executor-worker".into(), "--cache-dir".into(), cache.display().to_string()],
+            args: vec![
+                "executor-worker".into(),
+                "--cache-dir".into(),
+                cache.display().to_string(),
+            ],
         };
         let pool = WorkerPool::start(
             command,
@@ -124,9 +153,14 @@ mod tests {
 
     #[test]
     fn managed_templates() {
-        let ok = managed_grants(&json!({"secrets": ["db-password"], "env": {"MODE": "prod", "_X1": "y"}}));
+        let ok = managed_grants(
+            &json!({"secrets": ["db-password"], "env": {"MODE": "prod", "_X1": "y"}}),
+        );
         let (names, env) = ok.unwrap_or_default();
-        assert_eq!(names.iter().map(|n| n.as_str()).collect::<Vec<_>>(), ["db-password"]);
+        assert_eq!(
+            names.iter().map(|n| n.as_str()).collect::<Vec<_>>(),
+            ["db-password"]
+        );
         assert_eq!(env.len(), 2);
         assert!(managed_grants(&json!({})).is_ok());
         for bad in [

@@ -19,7 +19,7 @@ pub mod vault;
 
 pub use config::{Config, ConfigOverrides, ServerRole};
 pub use server::{
-    executor_worker,
-    audit_verify, bootstrap, migrate, root_key_rotate, serve, Bootstrapped, RootKeyRotation, Server,
+    audit_verify, bootstrap, executor_worker, migrate, root_key_rotate, serve, Bootstrapped,
+    RootKeyRotation, Server,
 };
 pub use vault::Vault;

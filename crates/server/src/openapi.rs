@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{api_keys, artifacts, audit, credentials, health, internal, pools, runs, secrets, workspace};
+use crate::api::{
+    api_keys, artifacts, audit, credentials, health, internal, pools, runs, secrets, workspace,
+};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -368,7 +368,10 @@ impl Server {
     /// on supervised executor worker processes).
     pub async fn start_real(config: Config) -> anyhow::Result<Server> {
         let c = config.clone();
-        Self::start_with(config, move |store, vault| crate::executors::real(&c, store, vault)).await
+        Self::start_with(config, move |store, vault| {
+            crate::executors::real(&c, store, vault)
+        })
+        .await
     }
 
     async fn start_with(
@@ -388,7 +391,11 @@ impl Server {
         )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let shutdown = CancellationToken::new();
-        let executors = if config.role.schedules() { executors(&store, &vault)? } else { Executors::default() };
+        let executors = if config.role.schedules() {
+            executors(&store, &vault)?
+        } else {
+            Executors::default()
+        };
         let scheduler = config.role.schedules().then(|| {
             let engine = config.engine.clone().unwrap_or_else(|| {
                 ferry_engine::Config::with_owner(format!(

@@ -324,6 +324,14 @@ impl SecretSource for Vault {
             Err(e) => Err(port_error(e)),
         }
     }
+
+    async fn aws_external_id(&self, ws: WorkspaceId) -> Result<Option<String>, SecretsError> {
+        match self.store.workspace_settings(ws).await {
+            Ok(settings) => Ok(Some(settings.aws_external_id)),
+            Err(ferry_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(port_error(e.into())),
+        }
+    }
 }
 
 /// The error with its chain, for the port (none of it holds secret material).

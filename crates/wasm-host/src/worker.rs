@@ -50,7 +50,7 @@ struct WireJob {
 enum ToWorker {
     Run {
         id: u64,
-        job: WireJob,
+        job: Box<WireJob>,
     },
     Cancel {
         id: u64,
@@ -118,8 +118,11 @@ type Out = mpsc::UnboundedSender<FromWorker>;
 struct PipeSource {
     out: Out,
     next: AtomicU64,
-    waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Vec<u8>, SourceError>>>>>,
+    waiting: Arc<Mutex<HashMap<u64, ArtifactReply>>>,
 }
+
+/// Where the parent's answer to one artifact request goes.
+type ArtifactReply = oneshot::Sender<Result<Vec<u8>, SourceError>>;
 
 #[async_trait]
 impl ArtifactSource for PipeSource {
@@ -143,17 +146,17 @@ impl ArtifactSource for PipeSource {
 }
 
 /// What the parent granted each run.
-type GrantTable =
-    Arc<Mutex<HashMap<RunId, (HashMap<String, SecretString>, Vec<(String, String)>)>>>;
+/// A run's grants: secrets by name, and environment variables.
+type Granted = (HashMap<String, SecretString>, Vec<(String, String)>);
+
+/// What the parent granted each run.
+type GrantTable = Arc<Mutex<HashMap<RunId, Granted>>>;
 
 struct PipeGrants(GrantTable);
 
 #[async_trait]
 impl Grants for PipeGrants {
-    async fn grants(
-        &self,
-        job: &RunJob,
-    ) -> Result<(HashMap<String, SecretString>, Vec<(String, String)>), Failure> {
+    async fn grants(&self, job: &RunJob) -> Result<Granted, Failure> {
         Ok(lock(&self.0).remove(&job.run_id).unwrap_or_default())
     }
 }
@@ -186,7 +189,7 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
             }
         }
     });
-    let waiting = Arc::new(Mutex::new(HashMap::new()));
+    let waiting: Arc<Mutex<HashMap<u64, ArtifactReply>>> = Arc::new(Mutex::new(HashMap::new()));
     let source = PipeSource {
         out: out.clone(),
         next: AtomicU64::new(1),
@@ -538,7 +541,13 @@ impl FlowRunner for WorkerPool {
                 .collect(),
             env,
         };
-        if !worker.send(&ToWorker::Run { id, job: wire }).await {
+        if !worker
+            .send(&ToWorker::Run {
+                id,
+                job: Box::new(wire),
+            })
+            .await
+        {
             lock(&worker.pending).remove(&id);
             return worker_lost("the executor worker did not take the run");
         }

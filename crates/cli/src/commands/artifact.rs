@@ -24,12 +24,17 @@ pub async fn run(g: &Global, command: ArtifactCommand) -> anyhow::Result<()> {
     let client = client(g)?;
     match command {
         ArtifactCommand::Push { file } => {
-            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let (artifact, created) = client.upload_artifact(bytes).await?;
             match g.output {
                 Format::Json => output::json(&artifact),
                 Format::Table => {
-                    let what = if created { "Uploaded" } else { "Already uploaded" };
+                    let what = if created {
+                        "Uploaded"
+                    } else {
+                        "Already uploaded"
+                    };
                     output::out(&format!(
                         "{what} {} ({}, {} bytes)\n{}",
                         file.display(),
@@ -52,7 +57,12 @@ pub async fn run(g: &Global, command: ArtifactCommand) -> anyhow::Result<()> {
                 Format::Table => {
                     let mut t = Table::new(&["DIGEST", "KIND", "SIZE", "UPLOADED"]);
                     for a in artifacts {
-                        t.row(vec![a.digest, a.kind, a.size.to_string(), a.created_at.to_rfc3339()]);
+                        t.row(vec![
+                            a.digest,
+                            a.kind,
+                            a.size.to_string(),
+                            a.created_at.to_rfc3339(),
+                        ]);
                     }
                     output::out(&t.render())?;
                     Ok(())

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod artifact;
+pub mod bench;
 pub mod pool;
 pub mod run;
 pub mod server;

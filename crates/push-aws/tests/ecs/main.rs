@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod engine;
 mod lifecycle;
 mod moto;
 mod submit;

@@ -9,7 +9,7 @@
 //! with it and no orphan survives.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -159,6 +159,29 @@ impl Moto {
             _child: Mutex::new(child),
             accounts: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Sets how moto advances ECS tasks (`/moto-api/state-manager/set-transition`), e.g.
+    /// `{"progression": "manual", "times": 1000}`. Global to this process's server: nextest
+    /// runs each test in its own process, so with its own moto.
+    pub fn set_task_transition(&self, transition: serde_json::Value) {
+        let body =
+            serde_json::json!({"model_name": "ecs::task", "transition": transition}).to_string();
+        let host = self.endpoint.trim_start_matches("http://");
+        let mut conn = TcpStream::connect(host).unwrap_or_else(|e| panic!("moto: {e}"));
+        let request = format!(
+            "POST /moto-api/state-manager/set-transition HTTP/1.1\r\nHost: {host}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes())
+            .unwrap_or_else(|e| panic!("moto: {e}"));
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 201") || answer.starts_with("HTTP/1.1 200"),
+            "set-transition: {answer}"
+        );
     }
 
     /// Account `id`'s network and cluster, created on first use.

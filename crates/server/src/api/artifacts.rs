@@ -31,7 +31,12 @@ pub struct ArtifactView {
 
 impl From<Artifact> for ArtifactView {
     fn from(a: Artifact) -> Self {
-        ArtifactView { digest: a.digest, size: a.size, kind: a.kind, created_at: a.created_at }
+        ArtifactView {
+            digest: a.digest,
+            size: a.size,
+            kind: a.kind,
+            created_at: a.created_at,
+        }
     }
 }
 
@@ -46,34 +51,62 @@ pub struct ArtifactList {
     responses((status = 201, body = ArtifactView, description = "Stored"), (status = 200, body = ArtifactView, description = "Already stored"),
         (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
-pub async fn upload(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+pub async fn upload(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     caller.require(Action::ArtifactWrite)?;
     let bytes = body.clone();
     // Parsing a large module is CPU work: keep it off the async workers.
-    let info = tokio::task::spawn_blocking(move || ferry_wasm_host::inspect(&bytes, MAX_ARTIFACT_BYTES as u64))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| match e {
-            ferry_wasm_host::ArtifactError::TooLarge { .. } => {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", e.to_string())
-            }
-            e if e.is_caller_error() => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_artifact", e.to_string()),
-            e => {
-                tracing::error!(error = %e, "Artifact inspection failed");
-                ApiError::internal()
-            }
-        })?;
-    let (artifact, created) = state.store.artifact_put(caller.workspace_id, &info.digest, info.kind.as_str(), &body).await?;
+    let info = tokio::task::spawn_blocking(move || {
+        ferry_wasm_host::inspect(&bytes, MAX_ARTIFACT_BYTES as u64)
+    })
+    .await
+    .map_err(|_| ApiError::internal())?
+    .map_err(|e| match e {
+        ferry_wasm_host::ArtifactError::TooLarge { .. } => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            e.to_string(),
+        ),
+        e if e.is_caller_error() => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_artifact",
+            e.to_string(),
+        ),
+        e => {
+            tracing::error!(error = %e, "Artifact inspection failed");
+            ApiError::internal()
+        }
+    })?;
+    let (artifact, created) = state
+        .store
+        .artifact_put(caller.workspace_id, &info.digest, info.kind.as_str(), &body)
+        .await?;
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, digest = %artifact.digest, kind = %artifact.kind, size = artifact.size, created, "Artifact uploaded");
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(ArtifactView::from(artifact))).into_response())
 }
 
 /// List the workspace's artifacts.
 #[utoipa::path(get, path = "/v1/artifacts", tag = "artifacts", responses((status = 200, body = ArtifactList)), security(("api_key" = [])))]
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<ArtifactList>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<ArtifactList>, ApiError> {
     caller.require(Action::ArtifactRead)?;
-    let items = state.store.artifacts_list(caller.workspace_id).await?.into_iter().map(Into::into).collect();
+    let items = state
+        .store
+        .artifacts_list(caller.workspace_id)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
     Ok(Json(ArtifactList { items }))
 }
 
@@ -86,5 +119,11 @@ pub async fn show(
     ApiPath(digest): ApiPath<String>,
 ) -> Result<Json<ArtifactView>, ApiError> {
     caller.require(Action::ArtifactRead)?;
-    Ok(Json(state.store.artifact_get(caller.workspace_id, &digest).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .artifact_get(caller.workspace_id, &digest)
+            .await?
+            .into(),
+    ))
 }

@@ -34,9 +34,9 @@ pub fn public_router() -> Router<AppState> {
         )
         .route(
             "/v1/artifacts",
-            post(artifacts::upload)
-                .get(artifacts::list)
-                .layer(axum::extract::DefaultBodyLimit::max(artifacts::MAX_ARTIFACT_BYTES)),
+            post(artifacts::upload).get(artifacts::list).layer(
+                axum::extract::DefaultBodyLimit::max(artifacts::MAX_ARTIFACT_BYTES),
+            ),
         )
         .route("/v1/artifacts/{digest}", get(artifacts::show))
         .route("/v1/runs", post(runs::create).get(runs::list))

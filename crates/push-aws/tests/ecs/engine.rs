@@ -1,0 +1,118 @@
+//! The engine's scheduler driving the ECS backend against moto and a real store (SQLite):
+//! a pushed run is submitted once into its workspace's account and reconciled to completed;
+//! a cancelled one is stopped and recorded cancelled.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use ferry_core::port::PushBackend;
+use ferry_core::{Name, PoolLimits, PoolType, RunState};
+use ferry_engine::{Config, Executors, Scheduler};
+use ferry_store::testing::TestDb;
+use ferry_store::{NewPool, NewRun, Store};
+use serde_json::json;
+
+use crate::moto::moto;
+use crate::support::{backend, ecs_as, tasks_in, template, Secrets};
+
+async fn wait_for(
+    store: &Store,
+    ws: ferry_core::WorkspaceId,
+    id: ferry_core::RunId,
+    state: RunState,
+) -> ferry_store::Run {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = store.run_get(ws, id).await.unwrap();
+        if run.state == state {
+            return run;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "run {id} is {} not {state}: {:#?}",
+            run.state,
+            store.run_events(ws, id).await.unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_pushes_a_run_into_moto_and_sees_it_complete_or_cancelled() {
+    let account = moto().account("111111111111");
+    let db = TestDb::new(ferry_store::Backend::Sqlite).await.unwrap();
+    let store = db.store().clone();
+    let ws = store
+        .workspace_create(&Name::parse("acme").unwrap())
+        .await
+        .unwrap()
+        .id;
+    let pool = store
+        .pool_create(
+            ws,
+            &NewPool {
+                name: Name::parse("ecs").unwrap(),
+                pool_type: PoolType::Ecs,
+                limits: PoolLimits::default(),
+                job_template: template(&account),
+                credential: Some(Name::parse("aws").unwrap()),
+                concurrency_limit: None,
+                max_retries: 0,
+                paused: false,
+            },
+        )
+        .await
+        .unwrap();
+    let secrets = Arc::new(Secrets::default());
+    secrets.assume_role(ws, "aws", &account.id);
+    let push: Arc<dyn PushBackend> = Arc::new(backend(secrets));
+    let config = Config {
+        poll_interval: Duration::from_millis(20),
+        push_poll_interval: Duration::from_millis(100),
+        ..Config::with_owner("s1")
+    };
+    let executors = Executors {
+        managed: None,
+        push: HashMap::from([(PoolType::Ecs, push)]),
+    };
+    let new_run = || NewRun {
+        workspace_id: ws,
+        pool_id: pool.id,
+        artifact: None,
+        parameters: json!({"n": 1}),
+        job_variables: json!({}),
+        limits: PoolLimits::default(),
+        max_retries: 0,
+        idempotency_key: None,
+        scheduled_at: Utc::now(),
+    };
+    let handle = Scheduler::new(store.clone(), executors, config).start();
+
+    // moto stops the task after a few DescribeTasks, with exit code 0.
+    let run = store.run_create(&new_run()).await.unwrap().0;
+    let done = wait_for(&store, ws, run.id, RunState::Completed).await;
+    let task_arn = done.infrastructure.as_ref().unwrap()["task_arn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(task_arn.contains(":111111111111:"), "{task_arn}");
+    assert!(done.submit_intent.is_some());
+
+    // Cancelled while running: StopTask, then verified by a poll. (moto must not end the
+    // task on its own first.)
+    moto().set_task_transition(json!({"progression": "manual", "times": 1_000_000}));
+    let run = store.run_create(&new_run()).await.unwrap().0;
+    wait_for(&store, ws, run.id, RunState::Running).await;
+    store.run_request_cancel(ws, run.id).await.unwrap();
+    handle.scheduler().notify_cancel_requested();
+    wait_for(&store, ws, run.id, RunState::Cancelled).await;
+    handle.stop().await;
+
+    // One task per run, in the workspace's account.
+    let tasks = tasks_in(&ecs_as(&account.id).await, "flows").await;
+    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    assert!(tasks.contains(&task_arn));
+    db.teardown().await;
+}
