@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
+# Test processes run this concurrently (nextest runs each test in its own process): one build
+# at a time, the others wait and then find everything up to date.
+mkdir -p out
+exec 9>out/.build.lock
+flock 9
+
 # Kind 1: components of the ferry:flow world (cdylib crates using the SDK).
 components=(
     hello params logs fails grants

@@ -370,3 +370,121 @@ async fn a_thousand_runs_submitted_at_once_all_complete_exactly_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_gets_exactly_what_its_pool_grants() {
+    let app = Real::start().await;
+    let admin = app.admin();
+    admin
+        .put_secret("db-password", "s3cret-value")
+        .await
+        .unwrap();
+    admin
+        .put_secret("not-granted", "other-value")
+        .await
+        .unwrap();
+    admin
+        .create_pool(&NewPool {
+            name: "granted".into(),
+            pool_type: "managed".into(),
+            job_template: Some(json!({"secrets": ["db-password"], "env": {"MODE": "prod"}})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let digest = app.upload("grants").await;
+    let run = NewRun {
+        pool: "granted".into(),
+        artifact: Some(digest.clone()),
+        parameters: Some(json!({"secrets": ["db-password", "not-granted", "missing"]})),
+        ..Default::default()
+    };
+    let run = admin.create_run(&run).await.unwrap().0;
+    let done = app.finished(&run.id).await;
+    assert_eq!(done.state, "completed", "{done:?}");
+    let result = done.result.unwrap_or_default();
+    assert_eq!(
+        result["secrets"],
+        json!({"db-password": "s3cret-value", "not-granted": null, "missing": null})
+    );
+    assert_eq!(
+        result["env"],
+        json!({"MODE": "prod"}),
+        "only the granted environment"
+    );
+    // The same flow in a pool that grants nothing gets nothing.
+    let bare = app
+        .submit(&digest, json!({"secrets": ["db-password"]}), None)
+        .await;
+    let bare = app.finished(&bare.id).await;
+    let result = bare.result.unwrap_or_default();
+    assert_eq!(result["secrets"], json!({"db-password": null}));
+    assert_eq!(result["env"], json!({}));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn uploads_that_are_not_flows_are_refused_with_what_is_wrong() {
+    let app = Real::start().await;
+    let url = format!("{}/v1/artifacts", app.server.public_url());
+    let key = app.tenant.key("admin").to_owned();
+    let post = |body: Vec<u8>| {
+        let (url, key) = (url.clone(), key.clone());
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(key)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or_default())
+        }
+    };
+    let (status, body) = post(b"#!/bin/sh\necho not wasm\n".to_vec()).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "invalid_artifact");
+    // A core module importing something Ferry does not provide: the import is named.
+    let imports_exec: Vec<u8> = [
+        &b"\0asm\x01\0\0\0"[..],
+        &[0x01, 0x04, 0x01, 0x60, 0x00, 0x00], // types: () -> ()
+        &[
+            0x02, 0x0c, 0x01, 0x03, b'e', b'n', b'v', 0x04, b'e', b'x', b'e', b'c', 0x00, 0x00,
+        ], // import env.exec
+        &[0x03, 0x02, 0x01, 0x00],             // one function
+        &[
+            0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x01,
+        ], // export _start
+        &[0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b],
+    ]
+    .concat();
+    let (status, body) = post(imports_exec).await;
+    assert_eq!(status, 422, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("exec"),
+        "the refused import is named: {message}"
+    );
+    // Nothing was stored: the workspace has only the fixture's no-op flow.
+    let stored: Vec<String> = app
+        .admin()
+        .list_artifacts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.digest)
+        .collect();
+    assert_eq!(stored, vec![crate::support::artifact()]);
+    // A real flow is accepted; the same bytes again are not a new artifact.
+    let hello = std::fs::read(flows().join("hello.wasm")).unwrap();
+    let (status, body) = post(hello.clone()).await;
+    assert_eq!(
+        (status, body["kind"].as_str()),
+        (201, Some("component")),
+        "{body}"
+    );
+    let (status, _) = post(hello).await;
+    assert_eq!(status, 200);
+    app.stop().await;
+}
