@@ -66,7 +66,7 @@ impl Real {
             .create_pool(&NewPool {
                 name: "sbx".into(),
                 pool_type: "managed".into(),
-                limits: Some(json!({"memory_mb": 128, "timeout_s": 20})),
+                limits: Some(json!({"memory_mb": 128, "timeout_s": 120})),
                 ..Default::default()
             })
             .await
@@ -95,20 +95,23 @@ impl Real {
         self.admin().create_run(&run).await.unwrap().0
     }
 
+    /// Waits for the run to end. Longer than the shared deadline: hostile flows run their
+    /// limits out, and CI runs this beside everything else on 2 cores.
     async fn finished(&self, id: &str) -> Run {
         let client = self.admin();
-        wait_until(&format!("run {id} to end"), || {
-            let client = client.clone();
-            let id = id.to_owned();
-            async move {
-                match client.get_run(&id).await {
-                    Ok(r) if r.is_terminal() => Ok(r),
-                    Ok(r) => Err(format!("state {}", r.state)),
-                    Err(e) => Err(e.to_string()),
-                }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let run = client.get_run(id).await.unwrap();
+            if run.is_terminal() {
+                return run;
             }
-        })
-        .await
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "run {id} still {} after 120 s",
+                run.state
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 
     async fn log_text(&self, id: &str) -> String {

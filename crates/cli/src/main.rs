@@ -93,6 +93,9 @@ enum Command {
         /// Where compiled flows are cached (shared by the workers).
         #[arg(long)]
         cache_dir: std::path::PathBuf,
+        /// Where each run's scratch directory is made (best on a tmpfs).
+        #[arg(long)]
+        scratch_dir: Option<std::path::PathBuf>,
     },
 }
 
@@ -106,7 +109,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Run(c) => run::run(g, c).await,
         Command::Artifact(c) => artifact::run(g, c).await,
         Command::Bench(b) => bench::run(b).await,
-        Command::ExecutorWorker { cache_dir } => server::executor_worker(cache_dir).await,
+        Command::ExecutorWorker {
+            cache_dir,
+            scratch_dir,
+        } => server::executor_worker(cache_dir, scratch_dir).await,
     }
 }
 

@@ -94,6 +94,10 @@ pub struct Config {
     pub engine: Option<ferry_engine::Config>,
     /// Executor worker processes for managed runs (`FERRY_EXECUTOR_WORKERS`, default 2).
     pub executor_workers: usize,
+    /// Where executor workers create each run's scratch directory (`FERRY_SCRATCH_DIR`).
+    /// Default `/dev/shm/ferry-scratch` where `/dev/shm` exists: a tmpfs makes a run start
+    /// ~25x cheaper than a disk directory (BENCHMARKS.md) and the scratch cap a hard limit.
+    pub scratch_dir: Option<PathBuf>,
     /// The program started as `<program> executor-worker`; default this executable (tests
     /// running the server in-process point it at the `ferry` binary).
     pub executor_program: Option<PathBuf>,
@@ -103,6 +107,11 @@ pub struct Config {
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+fn default_scratch_dir() -> Option<PathBuf> {
+    let shm = Path::new("/dev/shm");
+    shm.is_dir().then(|| shm.join("ferry-scratch"))
 }
 
 fn parse_addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
@@ -173,6 +182,9 @@ impl Config {
                 None => 2,
             },
             executor_program: None,
+            scratch_dir: env("FERRY_SCRATCH_DIR")
+                .map(PathBuf::from)
+                .or_else(default_scratch_dir),
             fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
         })
     }
@@ -206,6 +218,7 @@ impl Config {
             engine: None,
             executor_workers: 2,
             executor_program: None,
+            scratch_dir: default_scratch_dir(),
             fake_executors: false,
         }
     }

@@ -269,11 +269,20 @@ fn init_tracing() {
 
 /// Runs one executor worker on stdin/stdout until its parent (`ferry serve`) closes stdin.
 /// Its stdout is the protocol: logs go to stderr.
-pub async fn executor_worker(cache_dir: std::path::PathBuf) -> anyhow::Result<()> {
+pub async fn executor_worker(
+    cache_dir: std::path::PathBuf,
+    scratch_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
     init_tracing();
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating the compiled-flow cache {}", cache_dir.display()))?;
-    ferry_wasm_host::worker::serve_stdio(ferry_wasm_host::HostConfig::new(cache_dir)).await?;
+    let mut host = ferry_wasm_host::HostConfig::new(cache_dir);
+    if let Some(dir) = scratch_dir {
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("creating the scratch directory root {}", dir.display()))?;
+        host.scratch_root = dir;
+    }
+    ferry_wasm_host::worker::serve_stdio(host).await?;
     Ok(())
 }
 

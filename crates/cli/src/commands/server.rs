@@ -85,8 +85,11 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// `ferry executor-worker` (hidden): one sandbox worker process, driven by `ferry serve`.
-pub async fn executor_worker(cache_dir: std::path::PathBuf) -> anyhow::Result<()> {
-    ferry_server::executor_worker(cache_dir).await
+pub async fn executor_worker(
+    cache_dir: std::path::PathBuf,
+    scratch_dir: Option<std::path::PathBuf>,
+) -> anyhow::Result<()> {
+    ferry_server::executor_worker(cache_dir, scratch_dir).await
 }
 
 /// `ferry migrate`.
