@@ -827,9 +827,14 @@ async fn an_idempotency_key_reused_for_another_body_is_409() {
     let other_pool = format!(
         r#"{{"pool": "other", "artifact": "{a}", "parameters": {{"n": 1}}, "idempotency_key": "k-1"}}"#
     );
+    let other = crate::support::upload(
+        &app.url,
+        app.acme.key("admin"),
+        crate::support::other_wasm(),
+    )
+    .await;
     let other_artifact = format!(
-        r#"{{"pool": "sbx", "artifact": "sha256:{}", "parameters": {{"n": 1}}, "idempotency_key": "k-1"}}"#,
-        "b".repeat(64)
+        r#"{{"pool": "sbx", "artifact": "{other}", "parameters": {{"n": 1}}, "idempotency_key": "k-1"}}"#
     );
     let cases: &[Case] = &[
         (

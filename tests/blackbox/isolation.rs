@@ -35,6 +35,7 @@ const ROUTES_NAMING_AN_OBJECT: &[(&str, &str, Option<&str>)] = &[
     ("DELETE", "/v1/credentials/{cred}", None),
     ("GET", "/v1/secrets/{secret}", None),
     ("DELETE", "/v1/secrets/{secret}", None),
+    ("GET", "/v1/artifacts/{digest}", None),
 ];
 
 /// Routes whose path names an object in the caller's own namespace: `PUT /v1/secrets/{name}`
@@ -43,7 +44,9 @@ const ROUTES_NAMING_THE_CALLERS_OWN: &[(&str, &str)] = &[("PUT", "/v1/secrets/{n
 
 /// Each concrete path of a route template, given A's objects.
 fn expand(template: &str, pool: &str, runs: &[String], keys: &[String]) -> Vec<String> {
-    if template.contains("{cred}") || template.contains("{secret}") {
+    if template.contains("{digest}") {
+        vec![template.replace("{digest}", crate::support::OTHER_ARTIFACT)]
+    } else if template.contains("{cred}") || template.contains("{secret}") {
         vec![template
             .replace("{cred}", &keys[keys.len() - 1])
             .replace("{secret}", "a-secret")]
@@ -105,6 +108,14 @@ async fn another_workspaces_objects_are_404_on_every_route() {
         .put_secret("a-secret", "a-secret-value")
         .await
         .unwrap();
+    // An artifact only A has.
+    let a_only = crate::support::upload(
+        &app.url,
+        app.acme.key("admin"),
+        crate::support::other_wasm(),
+    )
+    .await;
+    assert_eq!(a_only, crate::support::OTHER_ARTIFACT);
     // `expand` takes A's credential id from the end of this list.
     let mut a_keys_and_cred = a_keys.clone();
     a_keys_and_cred.push(cred.id.clone());

@@ -77,6 +77,7 @@ async fn a_restart_and_a_crash_keep_everything() {
     )
     .await;
     let client = Client::new(&first.public_url, &key).unwrap();
+    crate::support::upload(&first.public_url, &key, crate::support::NOOP_WASM.to_vec()).await;
     client
         .create_pool(&NewPool {
             limits: Some(json!({"memory_mb": 64, "timeout_s": 30})),
@@ -216,6 +217,12 @@ async fn two_servers_on_one_postgres_claim_each_run_exactly_once() {
     let ws = internal.create_workspace("acme").await.unwrap();
     let key = internal.create_api_key(&ws.id, "admin").await.unwrap().key;
     let one = Client::new(&servers[0].public_url, &key).unwrap();
+    crate::support::upload(
+        &servers[0].public_url,
+        &key,
+        crate::support::NOOP_WASM.to_vec(),
+    )
+    .await;
     let two = Client::new(&servers[1].public_url, &key).unwrap();
     one.create_pool(&crate::support::managed_pool("sbx"))
         .await
@@ -351,6 +358,7 @@ async fn api_keys_never_show_in_the_server_output() {
     let key = internal.create_api_key(&ws.id, "admin").await.unwrap().key;
 
     let client = Client::new(&server.public_url, &key).unwrap();
+    crate::support::upload(&server.public_url, &key, crate::support::NOOP_WASM.to_vec()).await;
     client
         .create_pool(&crate::support::managed_pool("sbx"))
         .await
@@ -443,6 +451,7 @@ async fn sigterm_stops_the_server_while_a_log_is_followed() {
     let args = ["--data-dir", data.to_str().unwrap()];
     let mut server = FerryProcess::serve(dir.path(), dir.path(), "followed", &args, &[FAKES]).await;
     let client = Client::new(&server.public_url, &key).unwrap();
+    crate::support::upload(&server.public_url, &key, crate::support::NOOP_WASM.to_vec()).await;
     client
         .create_pool(&crate::support::managed_pool("sbx"))
         .await

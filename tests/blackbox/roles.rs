@@ -112,6 +112,17 @@ const MATRIX: &[Row] = &[
     ),
     ("DELETE", "/v1/secrets/del-{role}", None, [Y, Y, N, N], 204),
     ("GET", "/v1/audit", None, [Y, N, N, N], 200),
+    ("GET", "/v1/artifacts", None, [Y, Y, Y, Y], 200),
+    ("GET", "/v1/artifacts/{digest}", None, [Y, Y, Y, Y], 200),
+    // Allowed roles get past the role check to the upload's validation (a JSON body is not
+    // WebAssembly); a viewer is stopped first.
+    (
+        "POST",
+        "/v1/artifacts",
+        Some(r#"{"not": "wasm"}"#),
+        [Y, Y, Y, N],
+        422,
+    ),
     ("GET", "/v1/workspace", None, [Y, Y, Y, Y], 200),
     (
         "PATCH",
@@ -198,6 +209,7 @@ fn fill(template: &str, role: &str, f: &Fixtures) -> String {
         .replace("{cred}", &f.cred)
         .replace("{delcred}", &f.delcred)
         .replace("{artifact}", &crate::support::artifact())
+        .replace("{digest}", &crate::support::artifact())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -635,6 +635,8 @@ async fn metrics_count_requests_by_route_template_and_runs_by_state() {
             "/v1/runs/{id}/logs",
             "/v1/api-keys",
             "/v1/api-keys/{id}",
+            "/v1/artifacts",
+            "/v1/artifacts/{digest}",
             "/healthz",
             "/readyz",
             "/metrics",

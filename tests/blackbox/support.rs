@@ -34,6 +34,36 @@ pub const NOOP_WASM: [u8; 36] = [
     0x0a, 0x04, 0x01, 0x02, 0x00, 0x0b, // code: an empty body
 ];
 
+/// [`NOOP_WASM`] with a custom section: another artifact, for tests that need one only one
+/// workspace has. Its digest is [`OTHER_ARTIFACT`].
+pub fn other_wasm() -> Vec<u8> {
+    let mut bytes = NOOP_WASM.to_vec();
+    bytes.extend([0x00, 0x03, 0x01, b'a', 0x00]);
+    bytes
+}
+
+/// The digest of [`other_wasm`] (`sha256sum` of those bytes).
+pub const OTHER_ARTIFACT: &str =
+    "sha256:22d1fc3a7cdbaba3ef3412c089085f75de1274a3afb3147394c0acdabec47a65";
+
+/// Uploads `bytes` as an artifact with `key` to the server at `url`; returns its digest.
+pub async fn upload(url: &str, key: &str, bytes: Vec<u8>) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{url}/v1/artifacts"))
+        .bearer_auth(key)
+        .body(bytes)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "uploading an artifact: {}",
+        response.status()
+    );
+    let body: Value = response.json().await.unwrap();
+    body["digest"].as_str().unwrap().to_owned()
+}
+
 /// The digest of [`NOOP_WASM`] (`sha256sum` of those bytes).
 pub fn artifact() -> String {
     "sha256:5647c39a1d25d8728350f9619025292a62e78a602068a2ad9b6f075751c93d99".to_owned()
@@ -592,9 +622,11 @@ pub async fn public_routes(app: &App) -> Vec<(String, String)> {
 pub fn template_of(path: &str) -> String {
     let path = path.split('?').next().unwrap();
     let name_param = path.starts_with("/v1/pools/") || path.starts_with("/v1/secrets/");
+    let digest_param = path.starts_with("/v1/artifacts/");
     path.split('/')
         .map(|segment| match segment.contains('{') {
             true if name_param => "{name}",
+            true if digest_param => "{digest}",
             true => "{id}",
             false => segment,
         })

@@ -197,7 +197,7 @@ async fn no_canary_anywhere(mut app: App) {
     );
     for i in 0..20 {
         let p = c.lower(format!("sensitive parameter of run {i}"));
-        let body = json!({"pool": "sbx", "artifact": format!("sha256:{}", "a".repeat(64)),
+        let body = json!({"pool": "sbx", "artifact": support::NOOP_DIGEST,
             "sensitive_parameters": {"password": p}});
         replies.push(app.post(&a.admin, "/v1/runs", body).await);
     }

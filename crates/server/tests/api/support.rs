@@ -81,6 +81,17 @@ impl Reply {
     }
 }
 
+/// The smallest WASI preview-1 flow (a `_start` that returns); uploaded to every tenant.
+pub const NOOP_WASM: [u8; 36] = [
+    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x04, 0x01, 0x60, 0x00, 0x00, 0x03, 0x02,
+    0x01, 0x00, 0x07, 0x0a, 0x01, 0x06, b'_', b's', b't', b'a', b'r', b't', 0x00, 0x00, 0x0a, 0x04,
+    0x01, 0x02, 0x00, 0x0b,
+];
+
+/// The digest of [`NOOP_WASM`].
+pub const NOOP_DIGEST: &str =
+    "sha256:5647c39a1d25d8728350f9619025292a62e78a602068a2ad9b6f075751c93d99";
+
 /// A workspace and its admin key.
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -206,10 +217,18 @@ impl App {
             )
             .await;
         key.expect(201);
-        Tenant {
-            id,
-            admin: key.body["key"].as_str().unwrap().to_owned(),
-        }
+        let admin = key.body["key"].as_str().unwrap().to_owned();
+        // Every workspace has the no-op flow, so tests can submit managed runs of it.
+        let uploaded = self
+            .http
+            .post(format!("{}/v1/artifacts", self.url))
+            .bearer_auth(&admin)
+            .body(NOOP_WASM.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(uploaded.status().as_u16(), 201, "uploading the no-op flow");
+        Tenant { id, admin }
     }
 
     /// A key of `role` in `tenant`.

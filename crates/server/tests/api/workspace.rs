@@ -56,7 +56,7 @@ async fn log_storage_can_be_turned_off(app: App) {
         .post(
             &t.admin,
             "/v1/runs",
-            json!({"pool": "sbx", "artifact": format!("sha256:{}", "a".repeat(64))}),
+            json!({"pool": "sbx", "artifact": crate::support::NOOP_DIGEST}),
         )
         .await;
     run.expect(201);
@@ -88,7 +88,7 @@ async fn sensitive_parameters_are_sealed_and_never_shown(app: App) {
     )
     .await
     .expect(201);
-    let artifact = format!("sha256:{}", "a".repeat(64));
+    let artifact = crate::support::NOOP_DIGEST;
     let run = app
         .post(
             &t.admin,
@@ -120,11 +120,15 @@ async fn sensitive_parameters_are_sealed_and_never_shown(app: App) {
         .post(
             &t.admin,
             "/v1/runs",
-            json!({"pool": "sbx", "artifact": format!("sha256:{}", "a".repeat(64))}),
+            json!({"pool": "sbx", "artifact": crate::support::NOOP_DIGEST}),
         )
         .await;
     assert_eq!(plain.body["has_sensitive_parameters"], false);
-    app.post(&t.admin, "/v1/runs", json!({"pool": "sbx", "artifact": format!("sha256:{}", "a".repeat(64)), "sensitive_parameters": ["x"]}))
-        .await
-        .expect_error(422, &["sensitive_parameters must be a JSON object"]);
+    app.post(
+        &t.admin,
+        "/v1/runs",
+        json!({"pool": "sbx", "artifact": crate::support::NOOP_DIGEST, "sensitive_parameters": ["x"]}),
+    )
+    .await
+    .expect_error(422, &["sensitive_parameters must be a JSON object"]);
 }
