@@ -8,6 +8,7 @@
 mod support;
 
 mod audit;
+mod canaries;
 mod credentials;
 mod envelope;
 mod secrets;

@@ -5,20 +5,16 @@
 //! with its -wal and -shm files) or a `pg_dump` of the PostgreSQL database (plain and
 //! hex-encoded, as bytea is dumped); and everything logged at TRACE level meanwhile.
 //!
-//! A binary of its own: the TRACE subscriber is process-global.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-#[macro_use]
-#[path = "api/support.rs"]
-#[allow(dead_code)]
-mod support;
+//! The TRACE subscriber it installs is process-global: nextest runs every test in a process of
+//! its own, so it sees this test's logs (under `cargo test` it would see others' too, which
+//! only adds lines to search).
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use serde_json::json;
-use support::{assume_role, aws_key, sa_key, wif_config, App, Kind, Reply};
+use crate::support::{assume_role, aws_key, sa_key, wif_config, App, Kind, Reply};
 
 /// Everything logged, at every level, by every target.
 #[derive(Clone, Default)]
@@ -197,7 +193,7 @@ async fn no_canary_anywhere(mut app: App) {
     );
     for i in 0..20 {
         let p = c.lower(format!("sensitive parameter of run {i}"));
-        let body = json!({"pool": "sbx", "artifact": support::NOOP_DIGEST,
+        let body = json!({"pool": "sbx", "artifact": crate::support::NOOP_DIGEST,
             "sensitive_parameters": {"password": p}});
         replies.push(app.post(&a.admin, "/v1/runs", body).await);
     }
@@ -238,7 +234,7 @@ async fn no_canary_anywhere(mut app: App) {
         );
     }
     // The private key's own text is material too.
-    let pem_line = support::SA_PEM.lines().nth(3).unwrap().to_owned();
+    let pem_line = crate::support::SA_PEM.lines().nth(3).unwrap().to_owned();
     c.0.insert(pem_line, "a line of the service-account private key".into());
 
     match app.kind {
