@@ -13,8 +13,8 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use serde_json::json;
 use crate::support::{assume_role, aws_key, sa_key, wif_config, App, Kind, Reply};
+use serde_json::json;
 
 /// Everything logged, at every level, by every target.
 #[derive(Clone, Default)]
