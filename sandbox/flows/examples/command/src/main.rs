@@ -1,6 +1,9 @@
-//! Example flow of kind 2 (a plain WASI 0.2 command): parameters JSON on stdin, a greeting on
-//! stdout, the result in /run/result.json. `{"exit": 3}` exits with that code instead;
-//! `{"result": "text"}` writes that text as the result file, `{"result": null}` writes none.
+//! Example flow of kinds 2 and 3 — the same program is built as a plain WASI 0.2 command
+//! (package `command`, wasm32-wasip2) and as a WASI preview1 core module with `_start`
+//! (package `preview1`, wasm32-wasip1, which builds this file too): parameters JSON on stdin,
+//! a greeting on stdout, the result in /run/result.json. `{"exit": 3}` exits with that code
+//! instead; `{"result": "text"}` writes that text as the result file, `{"result": null}`
+//! writes none. The result names the package, so tests see which kind ran.
 
 use std::io::Read;
 
