@@ -432,20 +432,30 @@ impl Host {
         }
     }
 
+    /// A fresh store on the engine the run needs (fuel-metered or not), with its limits.
+    fn new_store<T: HasCommon>(
+        &self,
+        fuel: Option<u64>,
+        state: T,
+    ) -> Result<Store<T>, FlowOutcome> {
+        let engine = self.inner.flavor(fuel.is_some()).engine.clone();
+        let mut store = Store::new(&engine, state);
+        configure(&mut store, fuel).map_err(|error| {
+            crashed(
+                FailureReason::Internal,
+                format!("the run's store could not be configured: {error:#}"),
+            )
+        })?;
+        Ok(store)
+    }
+
     async fn run_component(
         &self,
         setup: Setup<'_>,
         state: ComponentState,
         logs: &dyn LogSink,
     ) -> Result<Supervised, FlowOutcome> {
-        let engine = self.inner.flavor(setup.fuel.is_some()).engine.clone();
-        let mut store = Store::new(&engine, state);
-        if let Err(error) = configure(&mut store, setup.fuel) {
-            return Err(crashed(
-                FailureReason::Internal,
-                format!("the run's store could not be configured: {error:#}"),
-            ));
-        }
+        let mut store = self.new_store(setup.fuel, state)?;
         let params = setup.params;
         let call = async {
             match setup.ready {
@@ -472,14 +482,7 @@ impl Host {
         state: ModuleState,
         logs: &dyn LogSink,
     ) -> Result<Supervised, FlowOutcome> {
-        let engine = self.inner.flavor(setup.fuel.is_some()).engine.clone();
-        let mut store = Store::new(&engine, state);
-        if let Err(error) = configure(&mut store, setup.fuel) {
-            return Err(crashed(
-                FailureReason::Internal,
-                format!("the run's store could not be configured: {error:#}"),
-            ));
-        }
+        let mut store = self.new_store(setup.fuel, state)?;
         let call = async {
             match setup.ready {
                 Ready::Preview1(pre) => {
