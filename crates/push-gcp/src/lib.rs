@@ -1,0 +1,1 @@
+//! Ferry's Google Cloud Run push backend (being written).
