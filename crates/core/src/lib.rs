@@ -20,6 +20,6 @@ pub use credential::CredentialKind;
 pub use id::{ApiKeyId, CredentialId, PoolId, RunId, SecretId, WorkspaceId};
 pub use json::canonical_json;
 pub use name::{IdempotencyKey, Name, NameError};
-pub use pool::{PoolLimits, PoolType};
+pub use pool::{FieldError, PoolLimits, PoolType};
 pub use role::{Action, Role};
 pub use run::{Failure, FailureReason, RunState, TransitionError};

@@ -254,3 +254,33 @@ mod tests {
         assert!(r.is_err());
     }
 }
+
+/// One thing wrong with a push pool's job template or a run's job variables: which field, and
+/// what to fix. The server answers 422 with these before anything reaches a cloud.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    /// What [`FieldError::missing`] says; other "is required ..." messages count as missing.
+    pub const MISSING: &'static str = "is required";
+
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A required field nobody set.
+    pub fn missing(field: &str) -> Self {
+        Self::new(field, Self::MISSING)
+    }
+
+    /// Whether the field is only missing (a pool's template may leave it to its runs).
+    pub fn is_missing(&self) -> bool {
+        self.message.starts_with(Self::MISSING)
+    }
+}

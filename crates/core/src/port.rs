@@ -159,6 +159,25 @@ pub trait PushBackend: Send + Sync {
     async fn cancel(&self, job: &RunJob) -> Result<(), PushError>;
 }
 
+/// Mints the short-lived, run-scoped token a pushed run's container receives as
+/// `FERRY_RUN_TOKEN`: it lets that container post its own run's logs and result, nothing else.
+pub trait RunTokens: Send + Sync {
+    fn mint(&self, job: &RunJob) -> SecretString;
+    /// Where the container posts them (`FERRY_API_URL`), if configured.
+    fn api_url(&self) -> Option<String> {
+        None
+    }
+}
+
+impl<F> RunTokens for F
+where
+    F: Fn(&RunJob) -> SecretString + Send + Sync,
+{
+    fn mint(&self, job: &RunJob) -> SecretString {
+        self(job)
+    }
+}
+
 /// Why sealed material could not be opened: a damaged or moved value, an unavailable root
 /// key, the database. Never carries the material.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

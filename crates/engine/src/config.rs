@@ -23,6 +23,10 @@ pub struct Config {
     pub push_slots: usize,
     /// Extra wall time past a run's timeout before the engine's own backstop fires.
     pub timeout_grace: Duration,
+    /// How long a pushed run may stay accepted-but-not-started (ECS PROVISIONING/PENDING, an
+    /// execution not yet running) before it is stopped and counts as `crashed:
+    /// start_deadline` (retried if its pool allows).
+    pub start_deadline: Duration,
 }
 
 impl Config {
@@ -37,6 +41,7 @@ impl Config {
             managed_slots: 64,
             push_slots: 10_000,
             timeout_grace: Duration::from_secs(2),
+            start_deadline: Duration::from_secs(15 * 60),
         }
     }
 }

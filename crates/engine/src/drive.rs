@@ -457,13 +457,29 @@ async fn reconcile_one(
             return Ok(run.clone());
         }
     };
-    match status {
+    match &status {
         PushStatus::Starting | PushStatus::Running => {
             if run.state == RunState::Cancelling {
                 if !cancel_sent {
                     send_cancel(inner, backend, run, job).await;
                 }
                 return Ok(run.clone());
+            }
+            let since_submit = run.started_at.map(|t| Utc::now() - t);
+            let start_deadline = chrono::Duration::from_std(inner.config.start_deadline)
+                .unwrap_or(chrono::Duration::MAX);
+            if status == PushStatus::Starting
+                && since_submit.is_some_and(|d| d > start_deadline)
+                && backend.cancel(job).await.is_ok()
+            {
+                let f = Failure::new(
+                    FailureReason::StartDeadline,
+                    format!(
+                        "did not start within {}s of its submission and was stopped",
+                        inner.config.start_deadline.as_secs()
+                    ),
+                );
+                return apply(inner, run, crash_or_retry(run, f)).await;
             }
             let timeout_s = job.limits.timeout_s.unwrap_or(u32::MAX);
             let overdue = run
@@ -481,8 +497,10 @@ async fn reconcile_one(
         PushStatus::Completed => {
             apply(inner, run, Change::to(RunState::Completed, "completed")).await
         }
-        PushStatus::Failed(f) => apply(inner, run, Change::failed(f, "the job failed")).await,
-        PushStatus::Crashed(f) => apply(inner, run, crash_or_retry(run, f)).await,
+        PushStatus::Failed(f) => {
+            apply(inner, run, Change::failed(f.clone(), "the job failed")).await
+        }
+        PushStatus::Crashed(f) => apply(inner, run, crash_or_retry(run, f.clone())).await,
         PushStatus::Cancelled if run.state == RunState::Cancelling => {
             apply(
                 inner,

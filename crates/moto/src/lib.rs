@@ -1,4 +1,4 @@
-//! The moto fixture: moto (pinned in `tests/moto-requirements.txt`) installed into
+//! Test support: moto (pinned in `moto-requirements.txt` beside this crate) installed into
 //! `<workspace>/target/moto-venv` once per requirements hash, started once per test process
 //! on a free loopback port, and one emulated customer account per account id (a VPC with DNS
 //! hostnames, a subnet, a security group and an ECS cluster). If moto cannot be installed or
@@ -79,7 +79,7 @@ static MOTO: OnceLock<Moto> = OnceLock::new();
 pub fn moto() -> &'static Moto {
     MOTO.get_or_init(|| match Moto::start() {
         Ok(m) => m,
-        Err(e) => panic!("moto could not be started (the ECS tests need it): {e:#}"),
+        Err(e) => panic!("moto could not be started (the AWS tests need it): {e:#}"),
     })
 }
 
@@ -95,7 +95,7 @@ fn venv() -> Result<PathBuf> {
         .unwrap_or_else(|| workspace_root().join("target"));
     std::fs::create_dir_all(&target)?;
     let venv = target.join("moto-venv");
-    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moto-requirements.txt");
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("moto-requirements.txt");
     let hash = hex::encode(Sha256::digest(std::fs::read(&requirements)?));
     let script = r#"
 set -eu

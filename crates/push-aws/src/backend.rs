@@ -131,6 +131,8 @@ impl EcsBackend {
             return Ok(arn.clone());
         }
         // Registered by an earlier process? The family name is the content's hash.
+        let limits = self.clients.limits(key);
+        limits.reads.take().await;
         let existing = client
             .describe_task_definition()
             .task_definition(&family)
@@ -188,6 +190,7 @@ impl EcsBackend {
             Capacity::Strategy(_) if !spec.capacity.is_fargate() => Compatibility::Ec2,
             _ => Compatibility::Fargate,
         };
+        self.clients.limits(key).writes.take().await;
         let out = client
             .register_task_definition()
             .family(family)
@@ -216,6 +219,9 @@ impl EcsBackend {
         let mut env: BTreeMap<String, String> = spec.env.clone();
         env.insert("FERRY_RUN_ID".to_owned(), job.run_id.to_string());
         env.insert("FERRY_PARAMETERS".to_owned(), job.parameters.to_string());
+        if let Some(url) = self.config.run_tokens.api_url() {
+            env.insert("FERRY_API_URL".to_owned(), url);
+        }
         let token = self.config.run_tokens.mint(job);
         env.insert(
             "FERRY_RUN_TOKEN".to_owned(),
@@ -256,9 +262,11 @@ impl PushBackend for EcsBackend {
             .clients
             .client(job, spec.region.as_deref(), spec.endpoint.as_deref())
             .await?;
+        let limits = self.clients.limits(&key);
         let run_id = job.run_id.to_string();
         let mut arns = Vec::new();
         for desired in [DesiredStatus::Running, DesiredStatus::Stopped] {
+            limits.reads.take().await;
             let mut pages = client
                 .list_tasks()
                 .cluster(&spec.cluster)
@@ -273,6 +281,7 @@ impl PushBackend for EcsBackend {
         }
         let attempt = job.attempt.to_string();
         for chunk in arns.chunks(DESCRIBE_BATCH) {
+            limits.reads.take().await;
             let out = client
                 .describe_tasks()
                 .cluster(&spec.cluster)
@@ -355,6 +364,7 @@ impl PushBackend for EcsBackend {
             .tags(tag(TAG_RUN, &job.run_id.to_string()))
             .tags(tag(TAG_WORKSPACE, &job.workspace_id.to_string()))
             .tags(tag(TAG_ATTEMPT, &job.attempt.to_string()));
+        self.clients.limits(&key).writes.take().await;
         let out = call.send().await.map_err(|e| sdk_error("RunTask", &e))?;
         if let Some(f) = out.failures().first() {
             return Err(failure_error(
@@ -407,8 +417,10 @@ impl PushBackend for EcsBackend {
                 Err(e) => results[i] = Some(Err(e)),
             }
         }
-        for ((_, cluster), (client, members)) in groups {
+        for ((key, cluster), (client, members)) in groups {
+            let limits = self.clients.limits(&key);
             for chunk in members.chunks(DESCRIBE_BATCH) {
+                limits.reads.take().await;
                 let arns: Vec<String> = chunk.iter().map(|(_, a)| a.clone()).collect();
                 match client
                     .describe_tasks()
@@ -457,10 +469,11 @@ impl PushBackend for EcsBackend {
         let endpoint = spec_for(&job.job_template, &job.job_variables)
             .ok()
             .and_then(|s| s.endpoint);
-        let (_, client) = self
+        let (key, client) = self
             .clients
             .client(job, Some(&infra.region), endpoint.as_deref())
             .await?;
+        self.clients.limits(&key).writes.take().await;
         client
             .stop_task()
             .cluster(&infra.cluster)

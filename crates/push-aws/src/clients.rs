@@ -20,6 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::limiter::AccountLimits;
 use crate::EcsConfig;
 
 /// Refresh an assumed-role session this long before it expires.
@@ -29,6 +30,8 @@ const SESSION_REFRESH_BEFORE: Duration = Duration::from_secs(300);
 /// new client), the region and the endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ClientKey {
+    /// The AWS account (from the role ARN) or access key the calls count against.
+    pub(crate) account: String,
     workspace: WorkspaceId,
     credential: String,
     material: [u8; 32],
@@ -60,6 +63,19 @@ enum Identity {
 }
 
 impl Identity {
+    /// What AWS's rate limits count against: the role's account, or the access key's.
+    fn account(&self) -> String {
+        match self {
+            Identity::AccessKey(k) => k.access_key_id.clone(),
+            Identity::AssumeRole { role, .. } => role
+                .role_arn
+                .split(':')
+                .nth(4)
+                .unwrap_or(&role.role_arn)
+                .to_owned(),
+        }
+    }
+
     fn region(&self) -> &str {
         match self {
             Identity::AccessKey(k) => &k.region,
@@ -73,6 +89,7 @@ pub(crate) struct Clients {
     config: EcsConfig,
     base: OnceCell<SdkConfig>,
     cache: Mutex<HashMap<ClientKey, aws_sdk_ecs::Client>>,
+    limits: Mutex<HashMap<(String, String), Arc<AccountLimits>>>,
 }
 
 fn err(reason: FailureReason, message: impl Into<String>) -> PushError {
@@ -86,7 +103,17 @@ impl Clients {
             config,
             base: OnceCell::new(),
             cache: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The rate limits of `key`'s account and region, shared by all its clients.
+    pub(crate) fn limits(&self, key: &ClientKey) -> Arc<AccountLimits> {
+        let mut limits = self.limits.lock().unwrap_or_else(|e| e.into_inner());
+        limits
+            .entry((key.account.clone(), key.region.clone()))
+            .or_default()
+            .clone()
     }
 
     /// Ferry's own configuration: its identity, and the SDK's view of the environment.
@@ -174,6 +201,7 @@ impl Clients {
             }
         };
         let key = ClientKey {
+            account: identity.account(),
             workspace: job.workspace_id,
             credential: name.to_string(),
             material: hasher.finalize().into(),

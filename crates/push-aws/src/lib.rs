@@ -5,10 +5,12 @@
 //! - [`spec`]: the job template and variables, checked into an [`EcsJobSpec`] (pure).
 //! - [`status`]: ECS answers mapped to [`ferry_core::PushStatus`] and typed errors (pure).
 //! - `clients`: SDK clients per credential and region, assumed-role sessions cached.
+//! - `limiter`: a token bucket per account and region before every ECS call.
 //! - `backend`: [`EcsBackend`], the [`ferry_core::PushBackend`].
 
 mod backend;
 mod clients;
+mod limiter;
 pub mod spec;
 pub mod status;
 
@@ -16,25 +18,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-use ferry_core::port::RunJob;
-use secrecy::SecretString;
+pub use ferry_core::port::RunTokens;
 
 pub use backend::EcsBackend;
 pub use spec::{spec_for, EcsJobSpec, FieldError};
-
-/// Mints the short-lived, run-scoped token a task receives as `FERRY_RUN_TOKEN`.
-pub trait RunTokens: Send + Sync {
-    fn mint(&self, job: &RunJob) -> SecretString;
-}
-
-impl<F> RunTokens for F
-where
-    F: Fn(&RunJob) -> SecretString + Send + Sync,
-{
-    fn mint(&self, job: &RunJob) -> SecretString {
-        self(job)
-    }
-}
 
 /// How [`EcsBackend`] reaches AWS.
 #[derive(Clone)]

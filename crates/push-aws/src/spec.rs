@@ -7,21 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
-/// One thing wrong with a template or its variables: which field, and what to fix.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    fn new(field: &str, message: impl Into<String>) -> Self {
-        Self {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-}
+pub use ferry_core::FieldError;
 
 /// How the task gets its capacity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -157,7 +143,7 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             String::new()
         }
         None => {
-            c.err("image", "is required");
+            c.errors.push(FieldError::missing("image"));
             String::new()
         }
     };

@@ -53,6 +53,11 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
+        if token.starts_with(crate::run_token::PREFIX) {
+            return Err(ApiError::unauthorized(
+                "a run token may only post its own run's logs and result; this route needs an API key",
+            ));
+        }
         let hash = state.pepper.hash(token);
         let key = match state.store.api_key_get_by_hash(&hash).await {
             Ok(key) => key,
@@ -86,5 +91,35 @@ impl FromRequestParts<AppState> for Internal {
         } else {
             Err(ApiError::unauthorized("invalid internal service token"))
         }
+    }
+}
+
+/// The caller of a run-report route: a pushed run's container, holding its run token.
+#[derive(Debug, Clone, Copy)]
+pub struct RunCaller {
+    pub workspace_id: WorkspaceId,
+    pub run_id: ferry_core::RunId,
+    pub attempt: u32,
+}
+
+impl FromRequestParts<AppState> for RunCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if !token.starts_with(crate::run_token::PREFIX) {
+            return Err(ApiError::unauthorized(
+                "this route takes the run's FERRY_RUN_TOKEN, not an API key",
+            ));
+        }
+        let claims = state
+            .run_tokens
+            .verify(token, chrono::Utc::now())
+            .map_err(ApiError::unauthorized)?;
+        Ok(RunCaller {
+            workspace_id: claims.workspace_id,
+            run_id: claims.run_id,
+            attempt: claims.attempt,
+        })
     }
 }

@@ -103,6 +103,9 @@ pub struct Config {
     pub executor_program: Option<PathBuf>,
     /// Install the fake executors (feature `testing`; set by `FERRY_TESTING_FAKE_EXECUTORS`).
     pub fake_executors: bool,
+    /// The public API's URL as pushed runs' containers reach it (`FERRY_PUBLIC_URL`); given
+    /// to them as `FERRY_API_URL` beside their `FERRY_RUN_TOKEN`.
+    pub public_url: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -186,6 +189,11 @@ impl Config {
                 .map(PathBuf::from)
                 .or_else(default_scratch_dir),
             fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
+            public_url: match env("FERRY_PUBLIC_URL") {
+                Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
+                Some(u) => bail!("FERRY_PUBLIC_URL must be an http:// or https:// URL (got {u:?})"),
+                None => None,
+            },
         })
     }
 
@@ -220,6 +228,7 @@ impl Config {
             executor_program: None,
             scratch_dir: default_scratch_dir(),
             fake_executors: false,
+            public_url: None,
         }
     }
 }

@@ -8,15 +8,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use async_trait::async_trait;
 use ferry_core::port::{RunJob, SecretSource};
-use ferry_core::{Failure, FailureReason, Name};
+use ferry_core::{Failure, FailureReason, Name, PoolType};
 use ferry_engine::Executors;
 use ferry_store::Store;
 use ferry_wasm_host::worker::{WorkerCommand, WorkerPool};
 use ferry_wasm_host::{ArtifactSource, Grants, SourceError};
 use secrecy::SecretString;
 
+use crate::run_token::RunTokenSigner;
 use crate::vault::Vault;
-use crate::Config;
+use crate::{Config, ServerRole};
 
 /// Artifact bytes from the store.
 struct StoreArtifacts(Store);
@@ -116,9 +117,28 @@ pub fn managed_grants(template: &serde_json::Value) -> Result<ManagedGrants, Str
 }
 
 /// The executors of `config.role`: managed runs on worker processes when the role executes
-/// them. (Push backends join with their issues.)
-pub fn real(config: &Config, store: &Store, vault: &Vault) -> anyhow::Result<Executors> {
+/// them; push pools' backends (ECS) when it schedules them.
+pub fn real(
+    config: &Config,
+    store: &Store,
+    vault: &Vault,
+    run_tokens: &RunTokenSigner,
+) -> anyhow::Result<Executors> {
     let mut executors = Executors::default();
+    if matches!(config.role, ServerRole::All | ServerRole::Scheduler) {
+        let secrets: Arc<dyn SecretSource> = Arc::new(vault.clone());
+        let tokens: Arc<dyn ferry_core::port::RunTokens> = Arc::new(run_tokens.clone());
+        let ecs = ferry_push_aws::EcsBackend::new(
+            secrets,
+            ferry_push_aws::EcsConfig {
+                // The template's `endpoint`, else the SDK's own (AWS_ENDPOINT_URL honoured).
+                endpoint_url: None,
+                ferry_identity: None,
+                run_tokens: tokens,
+            },
+        );
+        executors.push.insert(PoolType::Ecs, Arc::new(ecs));
+    }
     if config.role.executes_managed() {
         let exe = match &config.executor_program {
             Some(p) => p.clone(),

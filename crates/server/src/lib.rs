@@ -13,6 +13,8 @@ mod executors;
 mod keys;
 mod metrics;
 mod openapi;
+mod push;
+pub mod run_token;
 mod server;
 mod state;
 pub mod vault;

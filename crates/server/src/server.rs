@@ -24,6 +24,7 @@ use tower_http::request_id::{
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::run_token::RunTokenSigner;
 use crate::state::{AppState, Inner};
 use crate::vault::Vault;
 use crate::Config;
@@ -370,25 +371,29 @@ async fn shutdown_signal() {
 impl Server {
     /// Starts what `config.role` asks for, with these executors.
     pub async fn start(config: Config, executors: Executors) -> anyhow::Result<Server> {
-        Self::start_with(config, |_, _| Ok(executors)).await
+        Self::start_with(config, |_, _, _| Ok(executors)).await
     }
 
     /// Starts what `config.role` asks for, with the real executors of that role (managed runs
     /// on supervised executor worker processes).
     pub async fn start_real(config: Config) -> anyhow::Result<Server> {
         let c = config.clone();
-        Self::start_with(config, move |store, vault| {
-            crate::executors::real(&c, store, vault)
+        Self::start_with(config, move |store, vault, run_tokens| {
+            crate::executors::real(&c, store, vault, run_tokens)
         })
         .await
     }
 
     async fn start_with(
         config: Config,
-        executors: impl FnOnce(&Store, &Vault) -> anyhow::Result<Executors>,
+        executors: impl FnOnce(&Store, &Vault, &RunTokenSigner) -> anyhow::Result<Executors>,
     ) -> anyhow::Result<Server> {
         let store = open_store(&config).await?;
-        let pepper = pepper(&config)?;
+        let pepper = std::sync::Arc::new(pepper(&config)?);
+        let run_tokens = RunTokenSigner::new(pepper.clone());
+        if let Some(url) = &config.public_url {
+            run_tokens.set_api_url(url.clone());
+        }
         let keyring: std::sync::Arc<dyn Keyring> = std::sync::Arc::new(keyring(&config)?);
         tracing::info!(root_key_id = %keyring.key_id(), "Root key loaded");
         let vault = Vault::new(store.clone(), keyring);
@@ -401,7 +406,7 @@ impl Server {
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let shutdown = CancellationToken::new();
         let executors = if config.role.schedules() {
-            executors(&store, &vault)?
+            executors(&store, &vault, &run_tokens)?
         } else {
             Executors::default()
         };
@@ -419,6 +424,7 @@ impl Server {
             store: store.clone(),
             vault,
             pepper,
+            run_tokens,
             internal_token_hash,
             scheduler: scheduler.clone(),
             metrics: Metrics::default(),
@@ -435,6 +441,8 @@ impl Server {
             )
             .await?;
             public_addr = Some(addr);
+            // Containers of pushed runs post back here unless FERRY_PUBLIC_URL says otherwise.
+            state.run_tokens.set_api_url(format!("http://{addr}"));
             listeners.push(task);
             let (addr, task) = listen(
                 config.internal_listen,

@@ -17,7 +17,9 @@ pub struct Inner {
     pub store: Store,
     /// Seals and opens the workspaces' secret material.
     pub vault: Vault,
-    pub pepper: Pepper,
+    pub pepper: Arc<Pepper>,
+    /// Mints and checks the run tokens pushed runs post their logs and results with.
+    pub run_tokens: crate::run_token::RunTokenSigner,
     pub internal_token_hash: [u8; 32],
     pub scheduler: Option<Scheduler>,
     pub metrics: Metrics,

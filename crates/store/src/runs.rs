@@ -178,7 +178,9 @@ pub(crate) async fn apply_transition(
         "submit_intent = CASE WHEN $5 THEN NULL ELSE submit_intent END, ",
         "attempt = CASE WHEN $5 THEN attempt + 1 ELSE attempt END, ",
         "scheduled_at = CASE WHEN $5 THEN $7 ELSE scheduled_at END, ",
-        "started_at = CASE WHEN $8 THEN COALESCE(started_at, $7) ELSE started_at END, ",
+        // A new attempt starts its own clock (deadlines and max runtime count from it).
+        "started_at = CASE WHEN $5 THEN NULL WHEN $8 THEN COALESCE(started_at, $7) \
+         ELSE started_at END, ",
         "ended_at = CASE WHEN $9 THEN $7 ELSE ended_at END, ",
         "lease_owner = CASE WHEN $10 THEN NULL ELSE lease_owner END, ",
         "lease_expires_at = CASE WHEN $10 THEN NULL ELSE lease_expires_at END ",
@@ -480,6 +482,38 @@ impl Store {
         })
     }
 
+    /// Records the result a pushed run's container posted (with its run token) for attempt
+    /// `attempt`, while that attempt is still in flight (`pending`, `running`, `cancelling`).
+    /// The run's end (seen by the reconciler) keeps it. `InUse` if the run has ended or moved
+    /// to another attempt; `NotFound` if it is not in `ws`.
+    pub async fn run_post_result(
+        &self,
+        ws: WorkspaceId,
+        id: RunId,
+        attempt: u32,
+        result: &Value,
+    ) -> Result<()> {
+        const SQL: &str = "UPDATE runs SET result = $1 WHERE id = $2 AND workspace_id = $3 \
+                           AND attempt = $4 AND state IN ('pending', 'running', 'cancelling')";
+        let n = on_pool!(self, |p| sqlx::query(SQL)
+            .bind(Json(result))
+            .bind(id.0)
+            .bind(ws.0)
+            .bind(i64::from(attempt))
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        if n == 1 {
+            return Ok(());
+        }
+        let run = self.run_get(ws, id).await?;
+        Err(Error::InUse(if run.attempt != attempt {
+            format!("the run is on attempt {}, not {attempt}", run.attempt)
+        } else {
+            format!("the run is already {}", run.state)
+        }))
+    }
+
     /// The run's history, oldest first; `NotFound` if the run is not in `ws`.
     pub async fn run_events(&self, ws: WorkspaceId, id: RunId) -> Result<Vec<RunEvent>> {
         const SQL: &str = concat!(
@@ -517,7 +551,7 @@ impl Store {
     /// - entering `running` sets `started_at` if unset; a terminal state sets `ended_at`;
     /// - a terminal state or `scheduled` releases the lease;
     /// - `scheduled` (an infrastructure retry) also adds one to `attempt`, forgets the
-    ///   attempt's infrastructure and submission intent, and makes the run due now.
+    ///   attempt's infrastructure, submission intent and `started_at`, and makes the run due now.
     ///
     /// The generation is not changed: only claims and takeovers change it.
     pub async fn run_transition(&self, t: &Transition) -> Result<Run> {

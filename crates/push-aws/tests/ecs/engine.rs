@@ -14,8 +14,8 @@ use ferry_store::testing::TestDb;
 use ferry_store::{NewPool, NewRun, Store};
 use serde_json::json;
 
-use crate::moto::moto;
 use crate::support::{backend, ecs_as, tasks_in, template, Secrets};
+use ferry_moto::moto;
 
 async fn wait_for(
     store: &Store,

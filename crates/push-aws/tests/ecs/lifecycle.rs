@@ -8,8 +8,8 @@ use ferry_core::port::{PushBackend, PushStatus, RunJob};
 use ferry_core::WorkspaceId;
 use serde_json::{json, Value};
 
-use crate::moto::moto;
 use crate::support::{arn, backend, ecs_as, job, template, Secrets};
+use ferry_moto::moto;
 
 async fn submitted(backend: &ferry_push_aws::EcsBackend, mut run: RunJob) -> RunJob {
     let infra = backend.submit(&run).await.unwrap();

@@ -6,7 +6,6 @@
 
 mod engine;
 mod lifecycle;
-mod moto;
 mod submit;
 mod support;
 mod tenants;

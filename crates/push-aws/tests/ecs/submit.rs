@@ -10,8 +10,8 @@ use ferry_core::{FailureReason, WorkspaceId};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::moto::moto;
 use crate::support::{arn, backend, ecs_as, job, tasks_in, template, Secrets};
+use ferry_moto::moto;
 
 #[tokio::test]
 async fn a_retried_submission_finds_the_task_instead_of_submitting_again() {

@@ -16,7 +16,7 @@ use ferry_push_aws::{EcsBackend, EcsConfig};
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::moto::{moto, Account, REGION};
+use ferry_moto::{moto, Account, REGION};
 
 /// Credentials and external ids per workspace; counts how often a credential was opened.
 #[derive(Default)]

@@ -7,8 +7,8 @@ use ferry_core::port::PushBackend;
 use ferry_core::{FailureReason, WorkspaceId};
 use serde_json::json;
 
-use crate::moto::moto;
 use crate::support::{arn, backend, ecs_as, job, tasks_in, template, Secrets};
+use ferry_moto::moto;
 
 #[tokio::test]
 async fn each_workspace_runs_only_in_its_own_account() {

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod health;
 pub mod internal;
 pub mod pools;
+pub mod reports;
 pub mod runs;
 pub mod secrets;
 pub mod workspace;
@@ -43,7 +44,11 @@ pub fn public_router() -> Router<AppState> {
         .route("/v1/runs/{id}", get(runs::show))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
         .route("/v1/runs/{id}/events", get(runs::events))
-        .route("/v1/runs/{id}/logs", get(runs::logs))
+        .route(
+            "/v1/runs/{id}/logs",
+            get(runs::logs).post(reports::post_logs),
+        )
+        .route("/v1/runs/{id}/result", post(reports::post_result))
         .route(
             "/v1/credentials",
             post(credentials::create).get(credentials::list),

@@ -121,7 +121,7 @@ fn check_template(template: &Value, pool_type: PoolType) -> Result<(), ApiError>
     if pool_type == PoolType::Managed {
         crate::executors::managed_grants(template).map_err(ApiError::invalid)?;
     }
-    Ok(())
+    crate::push::check_template(pool_type, template)
 }
 
 fn check_retries(n: u32) -> Result<(), ApiError> {

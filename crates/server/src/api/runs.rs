@@ -292,6 +292,7 @@ pub async fn create(
             "a run of a managed pool takes no job_variables; use limits or parameters",
         ));
     }
+    crate::push::check_run(pool.pool_type, &pool.job_template, &job_variables)?;
     let mut limits = body.limits.unwrap_or_default();
     limits
         .validate()
