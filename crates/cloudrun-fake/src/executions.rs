@@ -237,8 +237,22 @@ pub(crate) fn list(state: &mut State, call: &Call<'_>) -> Result<Value, ApiError
             items.push(exec.value.clone());
         }
     }
-    // Newest first, as Cloud Run lists them.
-    items.reverse();
+    // Newest first, as Cloud Run lists them (RFC 3339 times of one format sort as text).
+    items.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                v.get("createTime")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+                v.get("name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        };
+        key(b).cmp(&key(a))
+    });
     page(call, items, "executions")
 }
 

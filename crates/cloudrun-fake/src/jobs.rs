@@ -103,6 +103,35 @@ fn check_spec(job: &Value) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Creating a job that runs as a service account needs `iam.serviceAccounts.actAs` on it, as
+/// Google checks (also with `validateOnly`); an account granted every permission has it.
+fn check_act_as(state: &State, call: &Call<'_>, job: &Value) -> Result<(), ApiError> {
+    let granted = state
+        .accounts
+        .get(&call.account)
+        .and_then(|a| a.permissions.as_ref())
+        .is_none_or(|p| p.iter().any(|p| p == ACT_AS));
+    if granted {
+        return Ok(());
+    }
+    let project = call.name.split('/').nth(1).unwrap_or_default();
+    let sa = job
+        .pointer("/template/template/serviceAccount")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map_or_else(
+            || format!("{project}-compute@developer.gserviceaccount.com"),
+            str::to_owned,
+        );
+    Err(ApiError::permission_denied(format!(
+        "Permission 'iam.serviceaccounts.actAs' denied on service account {sa} (or it may not \
+         exist)."
+    )))
+}
+
+/// The permission to run a job as a service account.
+pub(crate) const ACT_AS: &str = "iam.serviceAccounts.actAs";
+
 /// The job as Google stores it: the spec with defaults and the output-only fields filled in.
 fn materialize(call: &Call<'_>, name: &str, mut job: Value, previous: Option<&Value>) -> Value {
     strip_output_only(call, "GoogleCloudRunV2Job", &mut job);
@@ -179,6 +208,7 @@ pub(crate) fn create(state: &mut State, call: &Call<'_>) -> Result<Value, ApiErr
         json!({})
     };
     check_spec(&body)?;
+    check_act_as(state, call, &body)?;
     let name = format!("{}/jobs/{id}", call.name);
     if state.jobs.contains_key(&name) {
         return Err(ApiError::already_exists(format!(

@@ -158,7 +158,8 @@ impl FakeCloudRun {
 
     /// Grants `email` only these permissions (`run.jobs.create`, ...); `None` grants all (the
     /// default). A call needing another permission gets 403, and `testIamPermissions` reports
-    /// just these.
+    /// just these. `jobs.create` (validate-only too) also needs `iam.serviceAccounts.actAs`
+    /// among them, as Google's needs it on the job's service account.
     pub fn set_permissions(&self, email: &str, permissions: Option<Vec<String>>) {
         if let Some(a) = self.shared.state().accounts.get_mut(email) {
             a.permissions = permissions;

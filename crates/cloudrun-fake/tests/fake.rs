@@ -389,6 +389,28 @@ async fn test_iam_permissions_reports_what_was_granted() -> Result<()> {
         r["permissions"],
         json!(["run.jobs.create", "run.executions.get"])
     );
+    // Creating a job (even validate-only) also needs actAs on its service account.
+    let (status, e) = env
+        .post(
+            &format!("{LOCATION}/jobs?jobId=flow&validateOnly=true"),
+            job(),
+        )
+        .await?;
+    assert_eq!(status, 403, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("iam.serviceaccounts.actAs")),
+        "{e}"
+    );
+    env.fake.set_permissions(
+        &accounts().0.email,
+        Some(vec![
+            "run.jobs.create".into(),
+            "run.executions.get".into(),
+            "iam.serviceAccounts.actAs".into(),
+        ]),
+    );
     // And a call needing a permission not granted is refused.
     env.create_job("flow").await?;
     let (status, _) = env
