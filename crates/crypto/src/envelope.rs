@@ -68,7 +68,9 @@ impl Key {
         Ok(Key(key))
     }
 
-    pub(crate) fn bytes(&self) -> &[u8; KEY_LEN] {
+    /// The key material, for handing to a key service that wraps it (the KMS root-key
+    /// backends). Never log it or put it in an error.
+    pub fn bytes(&self) -> &[u8; KEY_LEN] {
         self.0.expose_secret()
     }
 
