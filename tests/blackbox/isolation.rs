@@ -32,6 +32,7 @@ const ROUTES_NAMING_AN_OBJECT: &[(&str, &str, Option<&str>)] = &[
             r#"{"kind": "aws-assume-role", "role_arn": "arn:aws:iam::222222222222:role/r", "region": "us-east-1"}"#,
         ),
     ),
+    ("POST", "/v1/credentials/{cred}/validate", None),
     ("DELETE", "/v1/credentials/{cred}", None),
     ("GET", "/v1/secrets/{secret}", None),
     ("DELETE", "/v1/secrets/{secret}", None),
@@ -136,7 +137,9 @@ async fn another_workspaces_objects_are_404_on_every_route() {
 
     // The table covers every public route that names an object.
     for (method, template) in crate::support::public_routes(&app).await {
-        if template.contains('{') {
+        if template.contains('{')
+            && !crate::support::RUN_TOKEN_ROUTES.contains(&(method.as_str(), template.as_str()))
+        {
             let covered = ROUTES_NAMING_AN_OBJECT
                 .iter()
                 .any(|r| r.0 == method && crate::support::template_of(r.1) == template)

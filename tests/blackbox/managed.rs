@@ -491,3 +491,28 @@ async fn uploads_that_are_not_flows_are_refused_with_what_is_wrong() {
     assert_eq!(status, 200);
     app.stop().await;
 }
+
+/// Sensitive parameters reach the flow, merged over its parameters, while the API and the
+/// database only ever show them sealed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_receives_its_sensitive_parameters() {
+    build_flows();
+    let app = Real::start().await;
+    let digest = app.upload("params").await;
+    let run = NewRun {
+        pool: "sbx".into(),
+        artifact: Some(digest),
+        parameters: Some(json!({"numbers": [1, 2]})),
+        sensitive_parameters: Some(json!({"scale": 10})),
+        ..Default::default()
+    };
+    let run = app.admin().create_run(&run).await.unwrap().0;
+    let done = app.finished(&run.id).await;
+    assert_eq!(done.state, "completed", "{done:?}");
+    assert_eq!(
+        done.result,
+        Some(json!({"count": 2, "sum": 3, "scaled": [10, 20]}))
+    );
+    assert_eq!(done.parameters, json!({"numbers": [1, 2]}));
+    app.stop().await;
+}

@@ -85,6 +85,15 @@ const MATRIX: &[Row] = &[
         201,
     ),
     ("GET", "/v1/credentials/{cred}", None, [Y, Y, N, Y], 200),
+    // Role checks come first; the admin's request then names a pool that does not exist
+    // (422), so no cloud is called.
+    (
+        "POST",
+        "/v1/credentials/{cred}/validate",
+        Some(r#"{"pool": "no-such-pool"}"#),
+        [Y, N, N, N],
+        422,
+    ),
     (
         "PUT",
         "/v1/credentials/{cred}",
@@ -222,6 +231,9 @@ async fn every_route_for_every_role() {
 
     // The table covers every public route the server documents.
     for (method, template) in crate::support::public_routes(&app).await {
+        if crate::support::RUN_TOKEN_ROUTES.contains(&(method.as_str(), template.as_str())) {
+            continue;
+        }
         assert!(
             MATRIX
                 .iter()
@@ -249,6 +261,8 @@ async fn every_route_for_every_role() {
             }
         }
     }
+
+    crate::support::assert_run_token_routes_refuse_keys(&app, &all[0].1.run).await;
 
     // What a denial must not have done (and what an allowed call did).
     let admin = app.admin();

@@ -617,6 +617,32 @@ pub async fn public_routes(app: &App) -> Vec<(String, String)> {
     routes
 }
 
+/// The routes a pushed run's container calls with its `FERRY_RUN_TOKEN`: no API key of any
+/// role is accepted there (401), so they are outside the role matrix and the isolation table
+/// (tests/blackbox/ecs.rs covers them with real tokens).
+pub const RUN_TOKEN_ROUTES: &[(&str, &str)] = &[
+    ("POST", "/v1/runs/{id}/logs"),
+    ("POST", "/v1/runs/{id}/result"),
+];
+
+/// Asserts every role's key is refused (401) on the run-token routes, for run `run`.
+pub async fn assert_run_token_routes_refuse_keys(app: &App, run: &str) {
+    for (method, template) in RUN_TOKEN_ROUTES {
+        let path = template.replace("{id}", run);
+        for role in ROLES {
+            let reply = app
+                .call(
+                    method,
+                    &path,
+                    Some(app.acme.key(role)),
+                    Some(r#"{"result": 1}"#),
+                )
+                .await;
+            assert_eq!(reply.status, 401, "{role} {method} {path}: {reply:#?}");
+        }
+    }
+}
+
 /// The route template of a concrete test path: its query dropped, and each segment holding a
 /// placeholder (`p-{role}`, `{run}`, `{pool}`, ...) turned into the API's parameter name.
 pub fn template_of(path: &str) -> String {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::commands::{admin, artifact, bench, pool, run, server};
+use crate::commands::{admin, artifact, bench, credential, pool, run, server};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -84,6 +84,12 @@ enum Command {
     /// Upload and list flows (WebAssembly files) for managed pools.
     #[command(subcommand)]
     Artifact(artifact::ArtifactCommand),
+    /// Register, validate, rotate and delete the workspace's cloud credentials.
+    #[command(subcommand)]
+    Credential(credential::CredentialCommand),
+    /// Set and delete the workspace's secrets (values are write-only).
+    #[command(subcommand)]
+    Secret(credential::SecretCommand),
     /// Benchmark Ferry end to end on its embedded default: submit N runs through the API and
     /// report submit→completed latency and runs/s.
     Bench(bench::Bench),
@@ -108,6 +114,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Pool(c) => pool::run(g, c).await,
         Command::Run(c) => run::run(g, c).await,
         Command::Artifact(c) => artifact::run(g, c).await,
+        Command::Credential(c) => credential::run(g, c).await,
+        Command::Secret(c) => credential::run_secret(g, c).await,
         Command::Bench(b) => bench::run(b).await,
         Command::ExecutorWorker {
             cache_dir,

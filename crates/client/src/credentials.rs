@@ -47,6 +47,19 @@ impl Client {
         Ok(())
     }
 
+    /// `POST /v1/credentials/{id}/validate`: live, side-effect-free checks of the credential
+    /// (and of `pool`'s cluster or project); the outcome is in the answer's `validation`.
+    pub async fn validate_credential(
+        &self,
+        id: &str,
+        pool: Option<&str>,
+    ) -> Result<Credential, Error> {
+        let request = self
+            .request(Method::POST, &["v1", "credentials", id, "validate"])?
+            .json(&json!({ "pool": pool }));
+        self.call(request).await
+    }
+
     /// `PUT /v1/secrets/{name}`; returns the secret's metadata and whether it was created
     /// (`false`: its value was replaced).
     pub async fn put_secret(&self, name: &str, value: &str) -> Result<(Secret, bool), Error> {

@@ -113,3 +113,40 @@ mod tests {
         );
     }
 }
+
+/// How one check of a credential came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// The permission or property holds.
+    Passed,
+    /// It does not: the message says what is missing and what to grant.
+    Failed,
+    /// It works, but something is weaker than it should be (e.g. a trust policy that does
+    /// not require the external id).
+    Warning,
+}
+
+/// One live check of `POST /v1/credentials/{id}/validate`: which permission or property was
+/// tried, how it came out, and what the cloud said (never secret material).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CredentialCheck {
+    /// e.g. `sts:GetCallerIdentity`, `ecs:DescribeClusters`, `run.jobs.create`.
+    pub check: String,
+    pub outcome: CheckOutcome,
+    pub message: String,
+}
+
+impl CredentialCheck {
+    pub fn new(
+        check: impl Into<String>,
+        outcome: CheckOutcome,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            check: check.into(),
+            outcome,
+            message: message.into(),
+        }
+    }
+}

@@ -16,7 +16,7 @@ pub mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use credential::CredentialKind;
+pub use credential::{CheckOutcome, CredentialCheck, CredentialKind};
 pub use id::{ApiKeyId, CredentialId, PoolId, RunId, SecretId, WorkspaceId};
 pub use json::canonical_json;
 pub use name::{IdempotencyKey, Name, NameError};

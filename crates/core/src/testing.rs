@@ -217,6 +217,9 @@ impl PushBackend for FakePushBackend {
                         return Ok(PushStatus::Cancelled);
                     }
                     task.polls += 1;
+                    if instruction_str(&task.params, "never_starts").is_some() {
+                        return Ok(PushStatus::Starting);
+                    }
                     let needed = instruction_u64(&task.params, "polls").unwrap_or(1);
                     if task.polls <= needed {
                         return Ok(PushStatus::Running);

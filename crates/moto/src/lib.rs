@@ -73,6 +73,20 @@ boto3.client("ecs", **kw).create_cluster(clusterName=cluster)
 print(json.dumps({"subnet": subnet, "security_group": sg}))
 "#;
 
+/// Describes one task as that account (its overrides, tags and status), as JSON.
+const DESCRIBE_TASK: &str = r#"
+import json, sys, boto3
+endpoint, account, region, cluster, task = sys.argv[1:6]
+base = dict(endpoint_url=endpoint, region_name=region,
+            aws_access_key_id="testing", aws_secret_access_key="testing")
+creds = boto3.client("sts", **base).assume_role(
+    RoleArn=f"arn:aws:iam::{account}:role/ferry-fixture", RoleSessionName="fixture")["Credentials"]
+kw = dict(base, aws_access_key_id=creds["AccessKeyId"],
+          aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+out = boto3.client("ecs", **kw).describe_tasks(cluster=cluster, tasks=[task], include=["TAGS"])
+print(json.dumps(out["tasks"][0] if out["tasks"] else None, default=str))
+"#;
+
 static MOTO: OnceLock<Moto> = OnceLock::new();
 
 /// The moto server, started on first use.
@@ -184,24 +198,44 @@ impl Moto {
         );
     }
 
+    /// Runs one of the boto3 scripts above with moto's venv; its standard output as JSON.
+    fn boto3(&self, what: &str, script: &str, args: &[&str]) -> serde_json::Value {
+        let out = Command::new(self.venv.join("bin/python"))
+            .args(["-c", script, &self.endpoint])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("running {what}: {e}"));
+        assert!(
+            out.status.success(),
+            "{what} in moto: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what} output: {e}"))
+    }
+
+    /// DescribeTasks of `task` in `account`'s cluster, as boto3 returns it (null if
+    /// unknown). Note: in moto each DescribeTasks moves the task along its states unless the
+    /// transition was set otherwise ([`Moto::set_task_transition`]).
+    pub fn describe_task(&self, account: &str, cluster: &str, task: &str) -> serde_json::Value {
+        self.boto3(
+            "describing a task",
+            DESCRIBE_TASK,
+            &[account, REGION, cluster, task],
+        )
+    }
+
     /// Account `id`'s network and cluster, created on first use.
     pub fn account(&self, id: &str) -> Account {
         let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(a) = accounts.get(id) {
             return a.clone();
         }
-        let out = Command::new(self.venv.join("bin/python"))
-            .args(["-c", ACCOUNT_SETUP, &self.endpoint, id, REGION, CLUSTER])
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("running the account setup: {e}"));
-        assert!(
-            out.status.success(),
-            "setting up account {id} in moto: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let v = self.boto3(
+            &format!("setting up account {id}"),
+            ACCOUNT_SETUP,
+            &[id, REGION, CLUSTER],
         );
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("account setup output: {e}"));
         let a = Account {
             id: id.to_owned(),
             subnet: v["subnet"].as_str().unwrap_or_default().to_owned(),

@@ -35,7 +35,7 @@ type FamilyKey = (ClientKey, String);
 
 /// The push backend for ecs pools. Cheap to share: hold it in an `Arc`.
 pub struct EcsBackend {
-    clients: Clients,
+    pub(crate) clients: Clients,
     config: EcsConfig,
     /// Registered task definition ARN per (client, family), each behind its own lock so one
     /// family is registered once, never concurrently.
@@ -249,6 +249,72 @@ impl EcsBackend {
     }
 }
 
+impl EcsBackend {
+    /// The task definition family runs of `job`'s template use (`None` if the template alone
+    /// does not make a complete task definition, e.g. its runs give the image).
+    pub async fn family(&self, job: &RunJob) -> Result<Option<String>, PushError> {
+        let Ok(spec) = spec_for(&job.job_template, &job.job_variables) else {
+            return Ok(None);
+        };
+        let (key, _) = self
+            .clients
+            .client(job, spec.region.as_deref(), spec.endpoint.as_deref())
+            .await?;
+        Ok(Some(spec.family(&key.region)))
+    }
+
+    /// Deregisters the task definition Ferry registered for `job`'s template (after its pool
+    /// changed template or was deleted), unless its family is in `keep` (used by another
+    /// pool, or by a run still in flight). Returns the ARNs deregistered. Running tasks are
+    /// unaffected (ECS keeps INACTIVE definitions for them), and a run that needs the family
+    /// again registers it anew.
+    pub async fn deregister_unused(
+        &self,
+        job: &RunJob,
+        keep: &[String],
+    ) -> Result<Vec<String>, PushError> {
+        let Ok(spec) = spec_for(&job.job_template, &job.job_variables) else {
+            return Ok(Vec::new());
+        };
+        let (key, client) = self
+            .clients
+            .client(job, spec.region.as_deref(), spec.endpoint.as_deref())
+            .await?;
+        let family = spec.family(&key.region);
+        if keep.contains(&family) {
+            return Ok(Vec::new());
+        }
+        let limits = self.clients.limits(&key);
+        limits.reads.take().await;
+        let arns = client
+            .list_task_definitions()
+            .family_prefix(&family)
+            .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ListTaskDefinitions", &e))?
+            .task_definition_arns
+            .unwrap_or_default();
+        // Forget it first, so a run of it now registers it again.
+        if let Ok(mut cache) = self.families.lock() {
+            cache.remove(&(key.clone(), family.clone()));
+        }
+        let mut deregistered = Vec::new();
+        for arn in arns {
+            limits.writes.take().await;
+            client
+                .deregister_task_definition()
+                .task_definition(&arn)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DeregisterTaskDefinition", &e))?;
+            tracing::info!(task_definition = %arn, "Unused task definition deregistered");
+            deregistered.push(arn);
+        }
+        Ok(deregistered)
+    }
+}
+
 fn tag(k: &str, v: &str) -> Tag {
     Tag::builder().key(k).value(v).build()
 }
@@ -319,7 +385,7 @@ impl PushBackend for EcsBackend {
             .clients
             .client(job, spec.region.as_deref(), spec.endpoint.as_deref())
             .await?;
-        let task_definition = self.task_definition(&key, &client, &spec).await?;
+        let mut task_definition = self.task_definition(&key, &client, &spec).await?;
         let network = AwsVpcConfiguration::builder()
             .set_subnets(Some(spec.subnets.clone()))
             .set_security_groups(Some(spec.security_groups.clone()))
@@ -365,7 +431,31 @@ impl PushBackend for EcsBackend {
             .tags(tag(TAG_WORKSPACE, &job.workspace_id.to_string()))
             .tags(tag(TAG_ATTEMPT, &job.attempt.to_string()));
         self.clients.limits(&key).writes.take().await;
-        let out = call.send().await.map_err(|e| sdk_error("RunTask", &e))?;
+        let out = match call.clone().send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let err = sdk_error("RunTask", &e);
+                if !err
+                    .failure
+                    .message
+                    .to_ascii_lowercase()
+                    .contains("inactive")
+                {
+                    return Err(err);
+                }
+                // The definition was deregistered since it was cached (a pool's template
+                // changed meanwhile): register it again and retry once.
+                if let Ok(mut cache) = self.families.lock() {
+                    cache.remove(&(key.clone(), spec.family(&key.region)));
+                }
+                task_definition = self.task_definition(&key, &client, &spec).await?;
+                self.clients.limits(&key).writes.take().await;
+                call.task_definition(&task_definition)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("RunTask", &e))?
+            }
+        };
         if let Some(f) = out.failures().first() {
             return Err(failure_error(
                 f.reason().unwrap_or_default(),

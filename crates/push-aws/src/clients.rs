@@ -84,6 +84,18 @@ impl Identity {
     }
 }
 
+/// What `validate` calls AWS with.
+pub(crate) struct ValidationClients {
+    pub(crate) region: String,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    /// STS as the customer's identity (the key, or the assumed role).
+    pub(crate) customer_sts: aws_sdk_sts::Client,
+    /// STS as Ferry's own identity.
+    pub(crate) ferry_sts: aws_sdk_sts::Client,
+    /// The role ARN and the external id Ferry assumes it with (assume-role only).
+    pub(crate) assumed: Option<(String, String)>,
+}
+
 pub(crate) struct Clients {
     secrets: Arc<dyn SecretSource>,
     config: EcsConfig,
@@ -139,6 +151,63 @@ impl Clients {
         region: Option<&str>,
         endpoint: Option<&str>,
     ) -> Result<(ClientKey, aws_sdk_ecs::Client), PushError> {
+        let (key, identity) = self.resolve(job, region, endpoint).await?;
+        if let Some(c) = self.cache_get(&key) {
+            return Ok((key, c));
+        }
+        let client = aws_sdk_ecs::Client::from_conf(self.ecs_conf(&key, identity).await);
+        if let Ok(mut cache) = self.cache.lock() {
+            // Another call may have built one meanwhile: keep the first, so sessions are shared.
+            let c = cache.entry(key.clone()).or_insert(client);
+            return Ok((key, c.clone()));
+        }
+        Ok((key, client))
+    }
+
+    /// Fresh, uncached clients for checking `job`'s credential (`validate`): ECS and STS as
+    /// the customer's identity, STS as Ferry's own, and the role and external id it assumes
+    /// (assume-role credentials).
+    pub(crate) async fn for_validation(
+        &self,
+        job: &RunJob,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> Result<ValidationClients, PushError> {
+        let (key, identity) = self.resolve(job, region, endpoint).await?;
+        let assumed = match &identity {
+            Identity::AssumeRole { role, external_id } => {
+                Some((role.role_arn.clone(), external_id.clone()))
+            }
+            Identity::AccessKey(_) => None,
+        };
+        let provider = self.provider(&key, identity).await;
+        let ecs_conf = self.ecs_conf_with(&key, provider.clone()).await;
+        let region = Region::new(key.region.clone());
+        let mut customer_sts = aws_sdk_sts::config::Builder::from(self.base().await)
+            .region(region.clone())
+            .credentials_provider(provider);
+        let mut ferry_sts = aws_sdk_sts::config::Builder::from(self.base().await).region(region);
+        if let Some(url) = &key.endpoint {
+            customer_sts = customer_sts.endpoint_url(url);
+            ferry_sts = ferry_sts.endpoint_url(url);
+        }
+        Ok(ValidationClients {
+            region: key.region.clone(),
+            ecs: aws_sdk_ecs::Client::from_conf(ecs_conf),
+            customer_sts: aws_sdk_sts::Client::from_conf(customer_sts.build()),
+            ferry_sts: aws_sdk_sts::Client::from_conf(ferry_sts.build()),
+            assumed,
+        })
+    }
+
+    /// Opens `job`'s credential (its own workspace's, by name) into an identity and the key
+    /// its clients are cached under.
+    async fn resolve(
+        &self,
+        job: &RunJob,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> Result<(ClientKey, Identity), PushError> {
         let Some(name) = &job.credential else {
             return Err(err(
                 FailureReason::InvalidConfig,
@@ -212,26 +281,42 @@ impl Clients {
                 .clone()
                 .or_else(|| endpoint.map(str::to_owned)),
         };
-        if let Some(c) = self.cache_get(&key) {
-            return Ok((key, c));
-        }
-        let client = self.build(&key, identity).await;
-        if let Ok(mut cache) = self.cache.lock() {
-            // Another call may have built one meanwhile: keep the first, so sessions are shared.
-            let c = cache.entry(key.clone()).or_insert(client);
-            return Ok((key, c.clone()));
-        }
-        Ok((key, client))
+        Ok((key, identity))
     }
 
     fn cache_get(&self, key: &ClientKey) -> Option<aws_sdk_ecs::Client> {
         self.cache.lock().ok()?.get(key).cloned()
     }
 
-    async fn build(&self, key: &ClientKey, identity: Identity) -> aws_sdk_ecs::Client {
+    async fn ecs_conf(&self, key: &ClientKey, identity: Identity) -> aws_sdk_ecs::Config {
+        let provider = self.provider(key, identity).await;
+        self.ecs_conf_with(key, provider).await
+    }
+
+    async fn ecs_conf_with(
+        &self,
+        key: &ClientKey,
+        provider: SharedCredentialsProvider,
+    ) -> aws_sdk_ecs::Config {
         let base = self.base().await;
-        let region = Region::new(key.region.clone());
-        let provider = match identity {
+        let mut conf = aws_sdk_ecs::config::Builder::from(base)
+            .region(Region::new(key.region.clone()))
+            .credentials_provider(provider)
+            .identity_cache(
+                IdentityCache::lazy()
+                    .buffer_time(SESSION_REFRESH_BEFORE)
+                    .build(),
+            );
+        if let Some(url) = &key.endpoint {
+            conf = conf.endpoint_url(url);
+        }
+        conf.build()
+    }
+
+    /// The customer's identity: the access key, or the role assumed by Ferry's identity.
+    async fn provider(&self, key: &ClientKey, identity: Identity) -> SharedCredentialsProvider {
+        let base = self.base().await;
+        match identity {
             Identity::AccessKey(k) => SharedCredentialsProvider::new(Credentials::new(
                 k.access_key_id,
                 k.secret_access_key,
@@ -250,18 +335,6 @@ impl Clients {
                     .await;
                 SharedCredentialsProvider::new(provider)
             }
-        };
-        let mut conf = aws_sdk_ecs::config::Builder::from(base)
-            .region(region)
-            .credentials_provider(provider)
-            .identity_cache(
-                IdentityCache::lazy()
-                    .buffer_time(SESSION_REFRESH_BEFORE)
-                    .build(),
-            );
-        if let Some(url) = &key.endpoint {
-            conf = conf.endpoint_url(url);
         }
-        aws_sdk_ecs::Client::from_conf(conf.build())
     }
 }

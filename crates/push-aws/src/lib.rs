@@ -13,6 +13,7 @@ mod clients;
 mod limiter;
 pub mod spec;
 pub mod status;
+mod validate;
 
 use std::fmt;
 use std::sync::Arc;

@@ -214,7 +214,15 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
     }
 
     let subnets = c.opt_str_list("subnets").unwrap_or_default();
-    if subnets.is_empty() || subnets.len() > 16 {
+    if !merged.contains_key("subnets") {
+        c.errors.push(FieldError::new(
+            "subnets",
+            format!(
+                "{}: awsvpc tasks need 1 to 16 subnet ids (subnet-...)",
+                FieldError::MISSING
+            ),
+        ));
+    } else if subnets.is_empty() || subnets.len() > 16 {
         c.err(
             "subnets",
             "awsvpc tasks need 1 to 16 subnet ids (subnet-...)",

@@ -69,6 +69,8 @@ struct FileConfig {
     api_key_pepper: Option<String>,
     role: Option<String>,
     max_body_bytes: Option<usize>,
+    root_key: Option<String>,
+    kms_endpoint: Option<String>,
 }
 
 /// Ferry's configuration.
@@ -106,6 +108,12 @@ pub struct Config {
     /// The public API's URL as pushed runs' containers reach it (`FERRY_PUBLIC_URL`); given
     /// to them as `FERRY_API_URL` beside their `FERRY_RUN_TOKEN`.
     pub public_url: Option<String>,
+    /// The root key that wraps workspace keys (`FERRY_ROOT_KEY`): `None` (`local`, the
+    /// default) is the key file in the data directory; otherwise an AWS KMS or Cloud KMS key
+    /// (`aws-kms:…`, `gcp-kms:…`; cargo features `aws-kms`, `gcp-kms`).
+    pub root_key: Option<ferry_kms::KeySpec>,
+    /// Sends KMS requests here instead of the service's endpoint (`FERRY_KMS_ENDPOINT`).
+    pub kms_endpoint: Option<String>,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -160,6 +168,13 @@ impl Config {
             }
         }
         let max_body_bytes = file.max_body_bytes.unwrap_or(1024 * 1024);
+        let root_key = match env("FERRY_ROOT_KEY").or(file.root_key).as_deref() {
+            None | Some("local") => None,
+            Some(spec) => Some(
+                ferry_kms::KeySpec::parse(spec)
+                    .map_err(|e| anyhow::anyhow!("FERRY_ROOT_KEY: {e}"))?,
+            ),
+        };
         Ok(Config {
             data_dir,
             listen: parse_addr("listen address", &listen)?,
@@ -194,6 +209,8 @@ impl Config {
                 Some(u) => bail!("FERRY_PUBLIC_URL must be an http:// or https:// URL (got {u:?})"),
                 None => None,
             },
+            root_key,
+            kms_endpoint: env("FERRY_KMS_ENDPOINT").or(file.kms_endpoint),
         })
     }
 
@@ -229,6 +246,8 @@ impl Config {
             scratch_dir: default_scratch_dir(),
             fake_executors: false,
             public_url: None,
+            root_key: None,
+            kms_endpoint: None,
         }
     }
 }
@@ -263,6 +282,39 @@ mod tests {
         assert_eq!(
             c.map(|c| c.database_url()),
             Some("sqlite:///tmp/x/ferry.db".to_string())
+        );
+    }
+
+    #[test]
+    fn root_keys_parse_from_the_file() {
+        let file = |text: &str| -> anyhow::Result<Config> {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("ferry.toml");
+            std::fs::write(&path, text)?;
+            Config::load(ConfigOverrides {
+                config_file: Some(path),
+                ..Default::default()
+            })
+        };
+        let root_key = |text: &str| file(text).map(|c| c.root_key.map(|k| k.to_string()));
+        assert_eq!(root_key("").ok(), Some(None));
+        assert_eq!(root_key("root_key = \"local\"").ok(), Some(None));
+        assert_eq!(
+            root_key("root_key = \"aws-kms:alias/ferry\"").ok(),
+            Some(Some("aws-kms:alias/ferry".to_owned()))
+        );
+        let e = root_key("root_key = \"vault:x\"")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("FERRY_ROOT_KEY") && e.contains("aws-kms:"),
+            "{e}"
+        );
+        let c = file("kms_endpoint = \"http://127.0.0.1:4566\"").ok();
+        assert_eq!(
+            c.and_then(|c| c.kms_endpoint).as_deref(),
+            Some("http://127.0.0.1:4566")
         );
     }
 

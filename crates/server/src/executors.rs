@@ -7,15 +7,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use async_trait::async_trait;
-use ferry_core::port::{RunJob, SecretSource};
+use ferry_core::port::{FlowOutcome, FlowRunner, LogSink, RunJob, SecretSource};
 use ferry_core::{Failure, FailureReason, Name, PoolType};
 use ferry_engine::Executors;
 use ferry_store::Store;
 use ferry_wasm_host::worker::{WorkerCommand, WorkerPool};
 use ferry_wasm_host::{ArtifactSource, Grants, SourceError};
+use secrecy::ExposeSecret;
 use secrecy::SecretString;
+use tokio_util::sync::CancellationToken;
 
-use crate::run_token::RunTokenSigner;
+use crate::push::Backends;
 use crate::vault::Vault;
 use crate::{Config, ServerRole};
 
@@ -64,6 +66,58 @@ impl Grants for PoolGrants {
             }
         }
         Ok((secrets, env))
+    }
+}
+
+/// Hands a managed run its sensitive parameters: opened from the vault just before the run
+/// and merged over its stored (scrubbed) parameters, so the flow sees one object while the
+/// database only ever holds them sealed.
+struct WithSensitiveParameters {
+    runner: Arc<dyn FlowRunner>,
+    vault: Vault,
+}
+
+#[async_trait]
+impl FlowRunner for WithSensitiveParameters {
+    async fn run(
+        &self,
+        job: &RunJob,
+        logs: &dyn LogSink,
+        cancel: CancellationToken,
+    ) -> FlowOutcome {
+        let sensitive = match self
+            .vault
+            .run_sensitive_parameters(job.workspace_id, job.run_id)
+            .await
+        {
+            Ok(s) => s,
+            Err(e) => {
+                return FlowOutcome::Crashed(Failure::new(
+                    FailureReason::Internal,
+                    format!("opening the run's sensitive parameters: {e}"),
+                ))
+            }
+        };
+        let Some(sensitive) = sensitive else {
+            return self.runner.run(job, logs, cancel).await;
+        };
+        let mut job = job.clone();
+        match serde_json::from_str::<serde_json::Value>(sensitive.expose_secret()) {
+            Ok(serde_json::Value::Object(extra)) => {
+                if let Some(params) = job.parameters.as_object_mut() {
+                    params.extend(extra);
+                } else {
+                    job.parameters = serde_json::Value::Object(extra);
+                }
+            }
+            _ => {
+                return FlowOutcome::Crashed(Failure::new(
+                    FailureReason::Internal,
+                    "the run's sensitive parameters are not a JSON object",
+                ))
+            }
+        }
+        self.runner.run(&job, logs, cancel).await
     }
 }
 
@@ -122,22 +176,11 @@ pub fn real(
     config: &Config,
     store: &Store,
     vault: &Vault,
-    run_tokens: &RunTokenSigner,
+    backends: &Backends,
 ) -> anyhow::Result<Executors> {
     let mut executors = Executors::default();
     if matches!(config.role, ServerRole::All | ServerRole::Scheduler) {
-        let secrets: Arc<dyn SecretSource> = Arc::new(vault.clone());
-        let tokens: Arc<dyn ferry_core::port::RunTokens> = Arc::new(run_tokens.clone());
-        let ecs = ferry_push_aws::EcsBackend::new(
-            secrets,
-            ferry_push_aws::EcsConfig {
-                // The template's `endpoint`, else the SDK's own (AWS_ENDPOINT_URL honoured).
-                endpoint_url: None,
-                ferry_identity: None,
-                run_tokens: tokens,
-            },
-        );
-        executors.push.insert(PoolType::Ecs, Arc::new(ecs));
+        executors.push.insert(PoolType::Ecs, backends.ecs.clone());
     }
     if config.role.executes_managed() {
         let exe = match &config.executor_program {
@@ -161,7 +204,10 @@ pub fn real(
             Arc::new(StoreArtifacts(store.clone())),
             Arc::new(PoolGrants(vault.clone())),
         )?;
-        executors.managed = Some(Arc::new(pool));
+        executors.managed = Some(Arc::new(WithSensitiveParameters {
+            runner: Arc::new(pool),
+            vault: vault.clone(),
+        }));
     }
     Ok(executors)
 }

@@ -4,7 +4,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    api_keys, artifacts, audit, credentials, health, internal, pools, runs, secrets, workspace,
+    api_keys, artifacts, audit, credentials, health, internal, pools, reports, runs, secrets,
+    workspace,
 };
 
 #[derive(OpenApi)]
@@ -15,8 +16,10 @@ use crate::api::{
         pools::create, pools::list, pools::show, pools::update, pools::delete,
         artifacts::upload, artifacts::list, artifacts::show,
         runs::create, runs::list, runs::show, runs::cancel, runs::events, runs::logs,
+        reports::post_logs, reports::post_result,
         api_keys::create, api_keys::list, api_keys::revoke,
         credentials::create, credentials::list, credentials::show, credentials::rotate, credentials::delete,
+        credentials::validate,
         secrets::put, secrets::list, secrets::show, secrets::delete,
         audit::list, workspace::show, workspace::update,
         internal::workspace_create, internal::workspaces_list, internal::api_key_create,
@@ -34,6 +37,7 @@ impl Modify for BearerAuth {
             || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
         components.add_security_scheme("api_key", bearer());
         components.add_security_scheme("internal_token", bearer());
+        components.add_security_scheme("run_token", bearer());
     }
 }
 
@@ -57,6 +61,8 @@ mod tests {
             "/v1/api-keys",
             "/v1/credentials",
             "/v1/credentials/{id}",
+            "/v1/credentials/{id}/validate",
+            "/v1/runs/{id}/result",
             "/v1/secrets",
             "/v1/secrets/{name}",
             "/v1/audit",

@@ -3,10 +3,18 @@
 //! run's job variables at submit (complete). Each answers 422 naming every field to fix,
 //! before anything reaches a cloud.
 
-use ferry_core::{FieldError, PoolType};
+use std::sync::Arc;
+
+use ferry_core::port::{RunJob, RunTokens, SecretSource};
+use ferry_core::{
+    CheckOutcome, CredentialCheck, CredentialKind, FieldError, Name, PoolId, PoolLimits, PoolType,
+    RunId, WorkspaceId,
+};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::run_token::RunTokenSigner;
+use crate::vault::Vault;
 
 fn spec_errors(pool_type: PoolType, template: &Value, variables: &Value) -> Vec<FieldError> {
     match pool_type {
@@ -48,4 +56,169 @@ pub fn check_run(pool_type: PoolType, template: &Value, variables: &Value) -> Re
         "job (job_template with job_variables)",
         &spec_errors(pool_type, template, variables),
     )
+}
+
+/// The push backends of this process, shared by the scheduler (which drives runs with them)
+/// and the API (which validates credentials with them). Built lazily: no cloud is reached
+/// until a run or a validation needs it.
+#[derive(Clone)]
+pub struct Backends {
+    pub ecs: Arc<ferry_push_aws::EcsBackend>,
+}
+
+impl Backends {
+    pub fn new(vault: &Vault, run_tokens: &RunTokenSigner) -> Self {
+        let secrets: Arc<dyn SecretSource> = Arc::new(vault.clone());
+        let tokens: Arc<dyn RunTokens> = Arc::new(run_tokens.clone());
+        let ecs = ferry_push_aws::EcsBackend::new(
+            secrets,
+            ferry_push_aws::EcsConfig {
+                // The template's `endpoint`, else the SDK's own (AWS_ENDPOINT_URL honoured).
+                endpoint_url: None,
+                // The standard provider chain: environment, web identity, container, instance.
+                ferry_identity: None,
+                run_tokens: tokens,
+            },
+        );
+        Self { ecs: Arc::new(ecs) }
+    }
+
+    /// Checks workspace `ws`'s credential `name` (of `kind`) live, against the cluster or
+    /// project of `template` (a pool's, or empty).
+    pub async fn validate(
+        &self,
+        ws: WorkspaceId,
+        name: &Name,
+        kind: CredentialKind,
+        template: &Value,
+    ) -> Vec<CredentialCheck> {
+        let pool_type = if kind.fits(PoolType::Ecs) {
+            PoolType::Ecs
+        } else {
+            PoolType::CloudRun
+        };
+        let job = RunJob {
+            run_id: RunId::new(),
+            workspace_id: ws,
+            pool_id: PoolId::new(),
+            pool: name.clone(),
+            pool_type,
+            attempt: 1,
+            artifact: None,
+            parameters: Value::Null,
+            job_template: template.clone(),
+            job_variables: Value::Null,
+            credential: Some(name.clone()),
+            limits: PoolLimits::default(),
+            infrastructure: None,
+        };
+        match pool_type {
+            PoolType::Ecs => self.ecs.validate(&job).await,
+            _ => vec![CredentialCheck::new(
+                "credential",
+                CheckOutcome::Failed,
+                format!("live validation of {kind} credentials is not available in this build"),
+            )],
+        }
+    }
+}
+
+/// A pool as a push backend sees it (no run): its workspace, credential and template.
+fn pool_job(pool: &ferry_store::Pool) -> RunJob {
+    RunJob {
+        run_id: RunId::new(),
+        workspace_id: pool.workspace_id,
+        pool_id: pool.id,
+        pool: pool.name.clone(),
+        pool_type: pool.pool_type,
+        attempt: 1,
+        artifact: None,
+        parameters: Value::Null,
+        job_template: pool.job_template.clone(),
+        job_variables: Value::Null,
+        credential: pool.credential.clone(),
+        limits: PoolLimits::default(),
+        infrastructure: None,
+    }
+}
+
+/// `ferry-<hash>` of a task definition ARN (`...:task-definition/ferry-<hash>:<revision>`).
+fn family_of_arn(arn: &str) -> Option<&str> {
+    arn.rsplit('/').next()?.split(':').next()
+}
+
+impl Backends {
+    /// After ecs pool `old` changed its template or was deleted: deregisters the task
+    /// definition of its old template unless another pool of the workspace or a run still in
+    /// flight uses it. In the background and best effort (failures are logged): a later
+    /// change retries, and nothing depends on it but tidiness.
+    pub fn tidy_after_pool_change(&self, store: ferry_store::Store, old: ferry_store::Pool) {
+        if old.pool_type != PoolType::Ecs || old.credential.is_none() {
+            return;
+        }
+        let ecs = self.ecs.clone();
+        tokio::spawn(async move {
+            let ws = old.workspace_id;
+            let mut keep = Vec::new();
+            match store.pools_list(ws).await {
+                Ok(pools) => {
+                    for p in pools.iter().filter(|p| p.pool_type == PoolType::Ecs) {
+                        if let Ok(Some(f)) = ecs.family(&pool_job(p)).await {
+                            keep.push(f);
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "Not tidying task definitions: listing pools failed");
+                    return;
+                }
+            }
+            for state in [
+                ferry_core::RunState::Pending,
+                ferry_core::RunState::Running,
+                ferry_core::RunState::Cancelling,
+            ] {
+                let filter = ferry_store::RunFilter {
+                    pool: None,
+                    state: Some(state),
+                    limit: 1000,
+                    cursor: None,
+                };
+                match store.runs_list(ws, &filter).await {
+                    Ok(page) => keep.extend(page.items.iter().filter_map(|r| {
+                        let arn = r
+                            .infrastructure
+                            .as_ref()?
+                            .get("task_definition")?
+                            .as_str()?;
+                        family_of_arn(arn).map(str::to_owned)
+                    })),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Not tidying task definitions: listing runs failed");
+                        return;
+                    }
+                }
+            }
+            match ecs.deregister_unused(&pool_job(&old), &keep).await {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!(pool = %old.name, count = gone.len(), "Deregistered the pool's unused task definitions")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(pool = %old.name, error = %e, "Deregistering unused task definitions failed")
+                }
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn family_of_a_task_definition_arn() {
+        assert_eq!(
+            super::family_of_arn("arn:aws:ecs:eu-west-1:111111111111:task-definition/ferry-abc:3"),
+            Some("ferry-abc")
+        );
+    }
 }

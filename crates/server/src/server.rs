@@ -4,6 +4,7 @@
 //! rotation, audit verification.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Context;
 use axum::extract::{MatchedPath, Request, State};
@@ -13,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Router;
 use ferry_crypto::{
     generate_token, load_or_create_secret_file, Keyring, LocalKeyring, Pepper, WrappedKey,
+    ROOT_KEY_FILE,
 };
 use ferry_engine::{Executors, Scheduler, SchedulerHandle};
 use ferry_store::Store;
@@ -24,6 +26,7 @@ use tower_http::request_id::{
 
 use crate::error::ApiError;
 use crate::metrics::Metrics;
+use crate::push::Backends;
 use crate::run_token::RunTokenSigner;
 use crate::state::{AppState, Inner};
 use crate::vault::Vault;
@@ -145,27 +148,94 @@ pub struct RootKeyRotation {
     pub retired: Vec<String>,
 }
 
-/// The root keyring of `config`: the local key file in the data directory (created 0600 on
-/// first start; refused if group or others can read it).
-fn keyring(config: &Config) -> anyhow::Result<LocalKeyring> {
+/// The local root key file in the data directory (created 0600 on first start; refused if
+/// group or others can read it).
+fn local_keyring(config: &Config) -> anyhow::Result<LocalKeyring> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     LocalKeyring::open(&config.data_dir).context("loading the root key")
 }
 
-/// Rotates the root key: a new root key replaces the current one (kept as
+/// The root keyring of `config`: the local key file, or the configured KMS key (checked with
+/// a round trip). With a KMS key, a local key file left in the data directory still unwraps
+/// the workspace keys it wrapped, until `ferry admin rotate-root-key` re-wraps them.
+async fn keyring(config: &Config) -> anyhow::Result<Arc<dyn Keyring>> {
+    let Some(spec) = &config.root_key else {
+        return Ok(Arc::new(local_keyring(config)?));
+    };
+    let options = ferry_kms::Options {
+        endpoint: config.kms_endpoint.clone(),
+        gcp_credentials_file: None,
+    };
+    let kms = ferry_kms::connect(spec, &options)
+        .await
+        .with_context(|| format!("FERRY_ROOT_KEY={spec}"))?;
+    let mut earlier: Vec<Arc<dyn Keyring>> = Vec::new();
+    if config.data_dir.join(ROOT_KEY_FILE).exists() {
+        earlier.push(Arc::new(
+            LocalKeyring::open(&config.data_dir).context("loading the earlier local root key")?,
+        ));
+    }
+    Ok(Arc::new(ferry_kms::Chain::new(kms, earlier)))
+}
+
+/// Rotates the root key. Local: a new root key replaces the current one (kept as
 /// `root-key.<id>.retired` meanwhile), every workspace key is re-wrapped under it (recorded
-/// in each workspace's audit log), and retired keys no workspace key needs are removed.
+/// in each workspace's audit log), and retired keys no workspace key needs are removed. KMS:
+/// the operator has pointed `FERRY_ROOT_KEY` at the new key; every workspace key not yet under
+/// it is re-wrapped under it (the earlier key only has to decrypt).
 /// Sealed credentials, secrets and parameters are not rewritten: they keep opening, because
 /// the workspace keys themselves do not change. Safe to run again after an interruption.
 pub async fn root_key_rotate(config: &Config) -> anyhow::Result<RootKeyRotation> {
     let store = open_store(config).await?;
-    let keyring = keyring(config)?;
+    if config.root_key.is_some() {
+        let keyring = keyring(config).await?;
+        let new_key_id = keyring.key_id();
+        tracing::info!(new_key_id = %new_key_id, "Re-wrapping workspace keys under the KMS root key");
+        let (rewrapped, old_ids) = rewrap_all(&store, keyring.as_ref(), &new_key_id).await?;
+        store.close().await;
+        tracing::info!(new_key_id = %new_key_id, rewrapped, "Root key rotated");
+        return Ok(RootKeyRotation {
+            old_key_id: if old_ids.is_empty() {
+                new_key_id.clone()
+            } else {
+                old_ids.into_iter().collect::<Vec<_>>().join(", ")
+            },
+            new_key_id,
+            rewrapped,
+            retired: Vec::new(),
+        });
+    }
+    let keyring = local_keyring(config)?;
     let (lock, old_key_id, new_key_id) = keyring.rotate().context("rotating the root key")?;
     tracing::info!(old_key_id = %old_key_id, new_key_id = %new_key_id, "Root key replaced; re-wrapping workspace keys");
+    let (rewrapped, _) = rewrap_all(&store, &keyring, &new_key_id).await?;
+    let in_use = store.workspace_key_root_ids().await?;
+    let retired = keyring
+        .retire_unused(&in_use)
+        .context("removing retired root keys")?;
+    drop(lock);
+    store.close().await;
+    tracing::info!(new_key_id = %new_key_id, rewrapped, "Root key rotated");
+    Ok(RootKeyRotation {
+        old_key_id,
+        new_key_id,
+        rewrapped,
+        retired,
+    })
+}
+
+/// Re-wraps every workspace key not under `new_key_id` with `keyring` (whose wraps must be
+/// under `new_key_id`); returns how many it re-wrapped and the root key ids they were under.
+async fn rewrap_all(
+    store: &Store,
+    keyring: &dyn Keyring,
+    new_key_id: &str,
+) -> anyhow::Result<(usize, std::collections::BTreeSet<String>)> {
     let mut rewrapped = 0;
+    let mut old_ids = std::collections::BTreeSet::new();
     loop {
-        let batch = store.workspace_keys_not_under(&new_key_id, 100).await?;
+        let batch = store.workspace_keys_not_under(new_key_id, 100).await?;
         if batch.is_empty() {
             break;
         }
@@ -193,32 +263,23 @@ pub async fn root_key_rotate(config: &Config) -> anyhow::Result<RootKeyRotation>
                 .workspace_key_rewrap(
                     ws,
                     &row.root_key_id,
-                    &new_key_id,
+                    new_key_id,
                     &rewrap.blob,
                     ferry_store::Actor::Cli,
                 )
                 .await
             {
-                Ok(_) => rewrapped += 1,
+                Ok(_) => {
+                    rewrapped += 1;
+                    old_ids.insert(row.root_key_id);
+                }
                 // Re-wrapped by someone else meanwhile; the next batch shows what is left.
                 Err(ferry_store::Error::Changed { .. }) => {}
                 Err(e) => return Err(e.into()),
             }
         }
     }
-    let in_use = store.workspace_key_root_ids().await?;
-    let retired = keyring
-        .retire_unused(&in_use)
-        .context("removing retired root keys")?;
-    drop(lock);
-    store.close().await;
-    tracing::info!(new_key_id = %new_key_id, rewrapped, "Root key rotated");
-    Ok(RootKeyRotation {
-        old_key_id,
-        new_key_id,
-        rewrapped,
-        retired,
-    })
+    Ok((rewrapped, old_ids))
 }
 
 /// Verifies the audit chain of workspace `workspace` (every workspace when `None`).
@@ -378,15 +439,15 @@ impl Server {
     /// on supervised executor worker processes).
     pub async fn start_real(config: Config) -> anyhow::Result<Server> {
         let c = config.clone();
-        Self::start_with(config, move |store, vault, run_tokens| {
-            crate::executors::real(&c, store, vault, run_tokens)
+        Self::start_with(config, move |store, vault, backends| {
+            crate::executors::real(&c, store, vault, backends)
         })
         .await
     }
 
     async fn start_with(
         config: Config,
-        executors: impl FnOnce(&Store, &Vault, &RunTokenSigner) -> anyhow::Result<Executors>,
+        executors: impl FnOnce(&Store, &Vault, &Backends) -> anyhow::Result<Executors>,
     ) -> anyhow::Result<Server> {
         let store = open_store(&config).await?;
         let pepper = std::sync::Arc::new(pepper(&config)?);
@@ -394,7 +455,7 @@ impl Server {
         if let Some(url) = &config.public_url {
             run_tokens.set_api_url(url.clone());
         }
-        let keyring: std::sync::Arc<dyn Keyring> = std::sync::Arc::new(keyring(&config)?);
+        let keyring = keyring(&config).await?;
         tracing::info!(root_key_id = %keyring.key_id(), "Root key loaded");
         let vault = Vault::new(store.clone(), keyring);
         let internal_token = secret(
@@ -405,8 +466,9 @@ impl Server {
         )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let shutdown = CancellationToken::new();
+        let backends = Backends::new(&vault, &run_tokens);
         let executors = if config.role.schedules() {
-            executors(&store, &vault, &run_tokens)?
+            executors(&store, &vault, &backends)?
         } else {
             Executors::default()
         };
@@ -425,6 +487,7 @@ impl Server {
             vault,
             pepper,
             run_tokens,
+            push: backends,
             internal_token_hash,
             scheduler: scheduler.clone(),
             metrics: Metrics::default(),

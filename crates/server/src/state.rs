@@ -20,6 +20,8 @@ pub struct Inner {
     pub pepper: Arc<Pepper>,
     /// Mints and checks the run tokens pushed runs post their logs and results with.
     pub run_tokens: crate::run_token::RunTokenSigner,
+    /// The push backends (validation of credentials; the scheduler drives runs with them).
+    pub push: crate::push::Backends,
     pub internal_token_hash: [u8; 32],
     pub scheduler: Option<Scheduler>,
     pub metrics: Metrics,

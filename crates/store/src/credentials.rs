@@ -252,6 +252,54 @@ impl Store {
         Ok(credential)
     }
 
+    /// Records the outcome of validating version `version` of a credential (kept only while
+    /// that version is current: a rotation meanwhile makes it `Changed`). Audited.
+    pub async fn credential_set_validation(
+        &self,
+        ws: WorkspaceId,
+        id: CredentialId,
+        version: u32,
+        validation: &Value,
+        actor: Actor,
+    ) -> Result<Credential> {
+        const SQL: &str = concat!(
+            "UPDATE credentials SET validation = $1 ",
+            "WHERE workspace_id = $2 AND id = $3 AND version = $4 RETURNING ",
+            columns!()
+        );
+        let mut tx = self.begin().await?;
+        let row = on_tx!(&mut tx, |c| sqlx::query_as::<_, CredentialRow>(SQL)
+            .bind(Json(validation))
+            .bind(ws.0)
+            .bind(id.0)
+            .bind(i64::from(version))
+            .fetch_optional(c)
+            .await)?;
+        let Some(row) = row else {
+            drop(tx);
+            self.credential_get(ws, id).await?;
+            return Err(Error::Changed { kind: "credential" });
+        };
+        let credential = row.into_model()?;
+        append(
+            &mut tx,
+            ws,
+            Entry::new(
+                actor,
+                "credential.validate",
+                target(&credential.name),
+                json!({
+                    "id": credential.id.to_string(),
+                    "version": credential.version,
+                    "ok": validation.get("ok").cloned().unwrap_or(Value::Null),
+                }),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(credential)
+    }
+
     /// Deletes a credential; refused with `InUse`, naming them, while pools use it. Recorded
     /// in the audit log.
     pub async fn credential_delete(

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod artifact;
 pub mod bench;
+pub mod credential;
 pub mod pool;
 pub mod run;
 pub mod server;

@@ -88,3 +88,30 @@ async fn vanished(env: Env) {
     h.stop().await;
     assert_eq!(done.state_reason, Some(FailureReason::Vanished));
 }
+
+both_backends!(
+    a_task_that_never_starts_is_stopped_and_retried_then_crashed,
+    never_starts
+);
+async fn never_starts(env: Env) {
+    let run = env
+        .submit_with(
+            &env.ecs,
+            json!({"never_starts": "stuck in PROVISIONING"}),
+            PoolLimits::default(),
+            1,
+        )
+        .await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::StartDeadline));
+    // One retry on fresh infrastructure, then the terminal crash.
+    assert_eq!(done.attempt, 2);
+    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1), (run.id, 2)]);
+    let path = env.path(run.id).await;
+    assert!(
+        path.contains(&(Some(Running), Scheduled)),
+        "the first attempt was requeued: {path:?}"
+    );
+}

@@ -175,6 +175,7 @@ pub fn fast_config(owner: &str) -> Config {
         renew_interval: Duration::from_millis(300),
         push_poll_interval: Duration::from_millis(30),
         timeout_grace: Duration::from_millis(200),
+        start_deadline: Duration::from_millis(500),
         ..Config::with_owner(owner)
     }
 }

@@ -129,3 +129,66 @@ async fn bad_job_variables_are_refused_before_aws() {
     assert_eq!(secrets.opened.load(Ordering::SeqCst), 0);
     assert!(tasks_in(&ecs_as(&a.id).await, "flows").await.is_empty());
 }
+
+/// The task definitions of a pool's old template are deregistered once nothing uses them;
+/// one still used is kept; a run needing a deregistered one registers it anew.
+#[tokio::test]
+async fn unused_task_definitions_are_deregistered() {
+    let a = moto().account("111111111111");
+    let secrets = Arc::new(Secrets::default());
+    let ws = WorkspaceId::new();
+    secrets.assume_role(ws, "aws", &a.id);
+    let backend = backend(secrets);
+    let old = job(ws, "aws", template(&a), json!({}));
+    let infra = backend.submit(&old).await.unwrap();
+    let registered = infra["task_definition"].as_str().unwrap().to_owned();
+    let family = backend.family(&old).await.unwrap().unwrap();
+    assert!(
+        registered.contains(&format!("task-definition/{family}:")),
+        "{registered}"
+    );
+
+    let ecs = ecs_as(&a.id).await;
+    let status = |arn: String| {
+        let ecs = ecs.clone();
+        async move {
+            ecs.describe_task_definition()
+                .task_definition(arn)
+                .send()
+                .await
+                .unwrap()
+                .task_definition
+                .unwrap()
+                .status
+                .unwrap()
+                .as_str()
+                .to_owned()
+        }
+    };
+    // Still used (by another pool or a run in flight): kept.
+    assert!(backend
+        .deregister_unused(&old, std::slice::from_ref(&family))
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(status(registered.clone()).await, "ACTIVE");
+    // Unused: deregistered, and only it.
+    let other = backend
+        .submit(&job(ws, "aws", template(&a), json!({"image": "busybox:1"})))
+        .await
+        .unwrap();
+    let gone = backend.deregister_unused(&old, &[]).await.unwrap();
+    assert_eq!(gone, vec![registered.clone()]);
+    assert_eq!(status(registered.clone()).await, "INACTIVE");
+    assert_eq!(
+        status(other["task_definition"].as_str().unwrap().to_owned()).await,
+        "ACTIVE"
+    );
+    // A run of the old template again: registered anew (a new revision), and it runs.
+    let mut again = old.clone();
+    again.run_id = ferry_core::RunId::new();
+    let infra = backend.submit(&again).await.unwrap();
+    let revived = infra["task_definition"].as_str().unwrap();
+    assert_ne!(revived, registered);
+    assert_eq!(status(revived.to_owned()).await, "ACTIVE");
+}

@@ -217,3 +217,91 @@ pub async fn delete(
     tracing::info!(workspace_id = %caller.workspace_id, key_id = %caller.key_id, credential_id = %id, "Credential deleted");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValidateCredential {
+    /// A pool using this credential: its cluster (ecs) or project (cloud-run) is checked too.
+    pub pool: Option<String>,
+}
+
+/// Validate a credential live, without side effects: each permission a pool needs is tried
+/// with a read-only call, and each check says what is missing. The outcome is kept on the
+/// credential (`validation`) until its next rotation. Admin only.
+#[utoipa::path(post, path = "/v1/credentials/{id}/validate", tag = "credentials", params(("id" = String, Path)),
+    request_body(content = Option<ValidateCredential>, description = "Optional: {\"pool\": name}"),
+    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn validate(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<CredentialView>, ApiError> {
+    caller.require(Action::CredentialWrite)?;
+    let id = parse_id(&id)?;
+    let body: ValidateCredential = if body.iter().all(u8::is_ascii_whitespace) {
+        ValidateCredential::default()
+    } else {
+        let value: Value = serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
+        })?;
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                "expected a JSON object like {\"pool\": \"name\"} (or no body)",
+            ));
+        }
+        serde_json::from_value(value).map_err(|e| ApiError::invalid(e.to_string()))?
+    };
+    let cred = state.store.credential_get(caller.workspace_id, id).await?;
+    let template = match &body.pool {
+        None => serde_json::json!({}),
+        Some(p) => {
+            let name = parse_name("pool", p)?;
+            let pool = match state.store.pool_get(caller.workspace_id, &name).await {
+                Ok(pool) => pool,
+                Err(ferry_store::Error::NotFound { .. }) => {
+                    return Err(ApiError::invalid(format!(
+                        "pool {p:?} does not exist in this workspace"
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if pool.credential.as_ref() != Some(&cred.name) {
+                return Err(ApiError::invalid(format!(
+                    "pool {p:?} does not use credential {}; validate the credential it uses",
+                    cred.name
+                )));
+            }
+            pool.job_template
+        }
+    };
+    let checks = state
+        .push
+        .validate(caller.workspace_id, &cred.name, cred.kind, &template)
+        .await;
+    let ok = checks
+        .iter()
+        .all(|c| c.outcome != ferry_core::CheckOutcome::Failed);
+    let validation = serde_json::json!({
+        "ok": ok,
+        "checked_at": Utc::now(),
+        "pool": body.pool,
+        "checks": checks,
+    });
+    let cred = state
+        .store
+        .credential_set_validation(
+            caller.workspace_id,
+            id,
+            cred.version,
+            &validation,
+            Actor::Key(caller.key_id),
+        )
+        .await?;
+    let external = match cred.kind {
+        CredentialKind::AwsAssumeRole => Some(external_id(&state, &caller).await?),
+        _ => None,
+    };
+    Ok(Json(CredentialView::new(cred, external.as_deref())))
+}

@@ -59,6 +59,7 @@ pub fn public_router() -> Router<AppState> {
                 .put(credentials::rotate)
                 .delete(credentials::delete),
         )
+        .route("/v1/credentials/{id}/validate", post(credentials::validate))
         .route("/v1/secrets", get(secrets::list))
         .route(
             "/v1/secrets/{name}",

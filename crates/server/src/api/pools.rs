@@ -269,10 +269,14 @@ pub async fn update(
     if let Some(l) = &body.limits {
         check_limits(l)?;
     }
-    if let Some(t) = &body.job_template {
-        let pool = state.store.pool_get(caller.workspace_id, &name).await?;
-        check_template(t, pool.pool_type)?;
-    }
+    let before = match &body.job_template {
+        Some(t) => {
+            let pool = state.store.pool_get(caller.workspace_id, &name).await?;
+            check_template(t, pool.pool_type)?;
+            Some(pool)
+        }
+        None => None,
+    };
     if let Some(n) = body.max_retries {
         check_retries(n)?;
     }
@@ -298,6 +302,11 @@ pub async fn update(
     if let Some(s) = &state.scheduler {
         s.notify_submitted();
     }
+    if let Some(before) = before.filter(|b| b.job_template != pool.job_template) {
+        state
+            .push
+            .tidy_after_pool_change(state.store.clone(), before);
+    }
     Ok(Json(pool.into()))
 }
 
@@ -312,10 +321,14 @@ pub async fn delete(
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::PoolWrite)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
+    let before = state.store.pool_get(caller.workspace_id, &name).await?;
     state
         .store
         .pool_delete_by(caller.workspace_id, &name, Actor::Key(caller.key_id))
         .await?;
+    state
+        .push
+        .tidy_after_pool_change(state.store.clone(), before);
     tracing::info!(workspace_id = %caller.workspace_id, pool = %name, "Pool deleted");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -334,6 +334,13 @@ pub async fn create(
         idempotency_key,
         scheduled_at: body.scheduled_at.unwrap_or_else(Utc::now),
     };
+    if pool.pool_type.is_push() && body.sensitive_parameters.is_some() {
+        return Err(ApiError::invalid(format!(
+            "a run of a {} pool takes no sensitive_parameters: its container would receive them \
+             in the clear; give it secrets by reference in the pool's job template instead",
+            pool.pool_type
+        )));
+    }
     let (run, created) = match body.sensitive_parameters.map(|r| r.0) {
         None => state.store.run_create(&new).await?,
         Some(Value::Object(map)) => {

@@ -11,5 +11,6 @@ mod audit;
 mod canaries;
 mod credentials;
 mod envelope;
+mod kms;
 mod secrets;
 mod workspace;
