@@ -159,11 +159,11 @@ fn process(
     entry.method_id = Some(m.id.clone());
 
     // Authentication before anything else, as Google's front end does.
-    let account = match authenticate(shared, headers, uri.path(), &m.id) {
+    // The journal names a verified account even when it is then denied.
+    let account = match authenticate(shared, headers, uri.path(), &m.id, &mut entry.account) {
         Ok(a) => a,
         Err(e) => return e.into(),
     };
-    entry.account = Some(account.clone());
 
     let Some((param, value)) = route.path_param.clone() else {
         return ApiError::not_found(format!("The requested URL {} was not found.", uri.path()))
@@ -234,6 +234,7 @@ fn authenticate(
     headers: &HeaderMap,
     path: &str,
     method_id: &str,
+    verified: &mut Option<String>,
 ) -> Result<String, ApiError> {
     let header = headers
         .get(axum::http::header::AUTHORIZATION)
@@ -253,6 +254,7 @@ fn authenticate(
     unverified
         .verify(&account.key, now)
         .map_err(|e| ApiError::unauthenticated(&e))?;
+    *verified = Some(email.clone());
     let project = path
         .trim_start_matches('/')
         .split('/')

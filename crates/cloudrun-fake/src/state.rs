@@ -46,7 +46,7 @@ pub struct JournalEntry {
     pub query: Vec<(String, String)>,
     /// The JSON body, if there was one and it parsed.
     pub body: Option<Value>,
-    /// The service account whose token was verified.
+    /// The service account whose token was verified (also when the call was then denied).
     pub account: Option<String>,
     /// The status answered; `None` when the fake hung up without answering.
     pub status: Option<u16>,

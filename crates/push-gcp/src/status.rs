@@ -159,6 +159,9 @@ pub fn reason_for(code: &str, http_status: Option<u16>, message: &str) -> Failur
         | "NOT_FOUND"
         | "ALREADY_EXISTS"
         | "UNIMPLEMENTED" => FailureReason::InvalidConfig,
+        "UNKNOWN" if http_status.is_some_and(|s| (400..500).contains(&s)) => {
+            reason_for("", http_status, message)
+        }
         "UNAVAILABLE" | "DEADLINE_EXCEEDED" | "INTERNAL" | "UNKNOWN" | "ABORTED" | "CANCELLED"
         | "DATA_LOSS" => FailureReason::Internal,
         _ => match http_status {
@@ -474,6 +477,8 @@ mod tests {
             ("DEADLINE_EXCEEDED", Some(504), "x", Internal),
             ("INTERNAL", Some(500), "x", Internal),
             ("", Some(429), "", Throttled),
+            ("UNKNOWN", Some(400), "", InvalidConfig),
+            ("UNKNOWN", Some(500), "", Internal),
             ("", Some(403), "", PermissionDenied),
             ("", Some(418), "", InvalidConfig),
             ("", Some(502), "", Internal),
