@@ -13,7 +13,7 @@ use crate::support::{ferry_command, run_cli, wait_until, CliOutput, FerryProcess
 
 const ACCOUNT: &str = "222233334444";
 
-async fn ferry(dir: &Path, url: &str, key: &str, args: &[&str]) -> CliOutput {
+pub async fn ferry(dir: &Path, url: &str, key: &str, args: &[&str]) -> CliOutput {
     let mut cmd: Command = ferry_command();
     cmd.current_dir(dir)
         .env("FERRY_URL", url)
@@ -23,14 +23,21 @@ async fn ferry(dir: &Path, url: &str, key: &str, args: &[&str]) -> CliOutput {
 }
 
 /// The run id `ferry run submit` printed.
-fn submitted_id(out: &CliOutput) -> String {
+pub fn submitted_id(out: &CliOutput) -> String {
     out.assert_success(&["Submitted run "]);
     let rest = out.stdout.split("Submitted run ").nth(1).unwrap();
     rest.split(' ').next().unwrap().to_owned()
 }
 
 /// Waits until `ferry run show <id>` says `state`; returns its output.
-async fn shown_in(dir: &Path, url: &str, key: &str, id: &str, state: &str, also: &str) -> String {
+pub async fn shown_in(
+    dir: &Path,
+    url: &str,
+    key: &str,
+    id: &str,
+    state: &str,
+    also: &str,
+) -> String {
     wait_until(&format!("run {id} to be {state}"), || async move {
         let out = ferry(dir, url, key, &["run", "show", id]).await;
         if field(&out.stdout, "State") == Some(state) && out.stdout.contains(also) {

@@ -7,6 +7,7 @@
 mod support;
 
 mod bad_input;
+mod cloudrun;
 mod ecs;
 mod isolation;
 mod managed;

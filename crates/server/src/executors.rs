@@ -181,6 +181,9 @@ pub fn real(
     let mut executors = Executors::default();
     if matches!(config.role, ServerRole::All | ServerRole::Scheduler) {
         executors.push.insert(PoolType::Ecs, backends.ecs.clone());
+        executors
+            .push
+            .insert(PoolType::CloudRun, backends.cloud_run.clone());
     }
     if config.role.executes_managed() {
         let exe = match &config.executor_program {

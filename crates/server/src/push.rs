@@ -22,7 +22,9 @@ fn spec_errors(pool_type: PoolType, template: &Value, variables: &Value) -> Vec<
         PoolType::Ecs => ferry_push_aws::spec_for(template, variables)
             .err()
             .unwrap_or_default(),
-        PoolType::CloudRun => Vec::new(),
+        PoolType::CloudRun => ferry_push_gcp::spec_for(template, variables)
+            .err()
+            .unwrap_or_default(),
     }
 }
 
@@ -64,12 +66,21 @@ pub fn check_run(pool_type: PoolType, template: &Value, variables: &Value) -> Re
 #[derive(Clone)]
 pub struct Backends {
     pub ecs: Arc<ferry_push_aws::EcsBackend>,
+    pub cloud_run: Arc<ferry_push_gcp::CloudRunBackend>,
 }
 
 impl Backends {
     pub fn new(vault: &Vault, run_tokens: &RunTokenSigner) -> Self {
         let secrets: Arc<dyn SecretSource> = Arc::new(vault.clone());
         let tokens: Arc<dyn RunTokens> = Arc::new(run_tokens.clone());
+        let cloud_run = ferry_push_gcp::CloudRunBackend::new(
+            secrets.clone(),
+            ferry_push_gcp::GcpConfig {
+                // The template's `endpoint`, else https://run.googleapis.com.
+                endpoint: None,
+                run_tokens: tokens.clone(),
+            },
+        );
         let ecs = ferry_push_aws::EcsBackend::new(
             secrets,
             ferry_push_aws::EcsConfig {
@@ -80,7 +91,10 @@ impl Backends {
                 run_tokens: tokens,
             },
         );
-        Self { ecs: Arc::new(ecs) }
+        Self {
+            ecs: Arc::new(ecs),
+            cloud_run: Arc::new(cloud_run),
+        }
     }
 
     /// Checks workspace `ws`'s credential `name` (of `kind`) live, against the cluster or
@@ -114,11 +128,22 @@ impl Backends {
         };
         match pool_type {
             PoolType::Ecs => self.ecs.validate(&job).await,
-            _ => vec![CredentialCheck::new(
-                "credential",
-                CheckOutcome::Failed,
-                format!("live validation of {kind} credentials is not available in this build"),
-            )],
+            _ => {
+                let template = template.as_object().is_some_and(|t| !t.is_empty());
+                self.cloud_run
+                    .validate(ws, name, template.then_some(&job.job_template))
+                    .await
+                    .into_iter()
+                    .map(|c| {
+                        let outcome = if c.ok {
+                            CheckOutcome::Passed
+                        } else {
+                            CheckOutcome::Failed
+                        };
+                        CredentialCheck::new(c.name, outcome, c.detail)
+                    })
+                    .collect()
+            }
         }
     }
 }
