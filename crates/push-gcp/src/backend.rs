@@ -745,6 +745,9 @@ impl PushBackend for CloudRunBackend {
         let mut results: Vec<Option<Result<PushStatus, PushError>>> = vec![None; jobs.len()];
         type Wanted = HashMap<String, (Vec<usize>, Option<i64>)>;
         let mut groups: HashMap<(ClientKey, String), (Client, Wanted)> = HashMap::new();
+        // One credential opening per (workspace, credential, endpoint) per poll, not per run.
+        type Which = (WorkspaceId, Option<Name>, Option<String>);
+        let mut seen: HashMap<Which, Result<Client, PushError>> = HashMap::new();
         for (i, job) in jobs.iter().enumerate() {
             let infra = match Infrastructure::of(job) {
                 Ok(infra) => infra,
@@ -756,15 +759,23 @@ impl PushBackend for CloudRunBackend {
             let endpoint = spec_for(&job.job_template, &job.job_variables)
                 .ok()
                 .and_then(|s| s.endpoint);
-            match self
-                .clients
-                .client(
-                    job.workspace_id,
-                    job.credential.as_ref(),
-                    endpoint.as_deref(),
-                )
-                .await
-            {
+            let which = (job.workspace_id, job.credential.clone(), endpoint.clone());
+            let client = match seen.get(&which) {
+                Some(c) => c.clone(),
+                None => {
+                    let c = self
+                        .clients
+                        .client(
+                            job.workspace_id,
+                            job.credential.as_ref(),
+                            endpoint.as_deref(),
+                        )
+                        .await;
+                    seen.insert(which, c.clone());
+                    c
+                }
+            };
+            match client {
                 Ok(client) => {
                     let location = format!("projects/{}/locations/{}", infra.project, infra.region);
                     let created = infra

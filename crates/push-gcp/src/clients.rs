@@ -29,8 +29,9 @@ pub(crate) struct ClientKey {
     pub(crate) endpoint: Option<String>,
 }
 
-/// The clients of one credential and endpoint. Cheap to clone.
-#[derive(Clone, Debug)]
+/// The clients of one credential and endpoint. Cheap to clone. (No `Debug`: it holds the
+/// credential.)
+#[derive(Clone)]
 pub(crate) struct Client {
     pub(crate) key: ClientKey,
     pub(crate) jobs: Jobs,

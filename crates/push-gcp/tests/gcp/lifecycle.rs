@@ -50,6 +50,8 @@ async fn polls_are_batched_per_location_and_mapped() {
     // A job without a handle is an error of its own, not of the batch.
     jobs.push(job(env.ws_a, pool, template(PROJECT_A), json!({})));
     env.fake.clear_journal();
+    let opened = || env.secrets.opened.load(std::sync::atomic::Ordering::SeqCst);
+    let before = opened();
 
     let statuses: Vec<String> = env.backend.poll(&jobs).await.iter().map(show).collect();
     assert_eq!(
@@ -67,6 +69,8 @@ async fn polls_are_batched_per_location_and_mapped() {
     assert_eq!(env.fake.calls("jobs.executions.list"), 1);
     assert_eq!(env.fake.calls("jobs.executions.get"), 1);
     assert_eq!(env.fake.journal().len(), 2);
+    // Each workspace's credential was opened once for the whole batch.
+    assert_eq!(opened() - before, 2);
 }
 
 #[tokio::test]
