@@ -327,6 +327,19 @@ async fn an_ecs_run_from_submit_to_its_posted_result() {
     .await;
     assert_eq!(with_key.status().as_u16(), 401);
 
+    // The other run's task is stopped by someone else: crashed, with the typed reason.
+    let other_show = shown_in(dir.path(), &url, &key, &other_id, "running", "task_arn").await;
+    let other_arn = other_show
+        .lines()
+        .find_map(|l| l.split("task_arn: ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    moto.stop_task(ACCOUNT, &account.cluster, &other_arn);
+    let crashed = shown_in(dir.path(), &url, &key, &other_id, "crashed", "Reason").await;
+    assert!(crashed.contains("stopped_externally"), "{crashed}");
+    assert!(crashed.contains(&other_arn), "{crashed}");
+
     // The task ends (exit 0): the run completes with the posted result.
     moto.set_task_transition(json!({"progression": "immediate"}));
     let done = shown_in(dir.path(), &url, &key, &run_id, "completed", "").await;

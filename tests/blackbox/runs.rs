@@ -132,7 +132,9 @@ async fn a_push_run_completes_through_the_fake_cloud() {
             name: "ecs".into(),
             pool_type: "ecs".into(),
             credential: Some("prod-aws".into()),
-            job_template: Some(json!({"cluster": "c1", "image": "python:3.12"})),
+            job_template: Some(
+                json!({"cluster": "c1", "image": "python:3.12", "subnets": ["subnet-0abc"]}),
+            ),
             ..Default::default()
         })
         .await

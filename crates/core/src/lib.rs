@@ -15,6 +15,7 @@ pub mod role;
 pub mod run;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vars;
 
 pub use credential::{CheckOutcome, CredentialCheck, CredentialKind};
 pub use id::{ApiKeyId, CredentialId, PoolId, RunId, SecretId, WorkspaceId};
@@ -23,3 +24,4 @@ pub use name::{IdempotencyKey, Name, NameError};
 pub use pool::{FieldError, PoolLimits, PoolType};
 pub use role::{Action, Role};
 pub use run::{Failure, FailureReason, RunState, TransitionError};
+pub use vars::JobVars;

@@ -52,18 +52,25 @@ sys.stdin.read()
 os._exit(0)
 "#;
 
-/// Creates the account's network and cluster, as that account (AssumeRole into it), with
-/// boto3 from moto's venv. (EC2 through boto3 rather than the Rust SDK: aws-sdk-ec2 would
-/// add minutes to every clean build for three calls.)
-const ACCOUNT_SETUP: &str = r#"
+/// What every boto3 script starts with: its arguments (endpoint, account, region, then its
+/// own in `rest`) and `kw`, the client arguments of that account (AssumeRole into it).
+const PRELUDE: &str = r#"
 import json, sys, boto3
-endpoint, account, region, cluster = sys.argv[1:5]
+endpoint, account, region = sys.argv[1:4]
+rest = sys.argv[4:]
 base = dict(endpoint_url=endpoint, region_name=region,
             aws_access_key_id="testing", aws_secret_access_key="testing")
 creds = boto3.client("sts", **base).assume_role(
     RoleArn=f"arn:aws:iam::{account}:role/ferry-fixture", RoleSessionName="fixture")["Credentials"]
 kw = dict(base, aws_access_key_id=creds["AccessKeyId"],
           aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+"#;
+
+/// Creates the account's network and cluster, as that account (AssumeRole into it), with
+/// boto3 from moto's venv. (EC2 through boto3 rather than the Rust SDK: aws-sdk-ec2 would
+/// add minutes to every clean build for three calls.)
+const ACCOUNT_SETUP: &str = r#"
+cluster = rest[0]
 ec2 = boto3.client("ec2", **kw)
 vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
 ec2.modify_vpc_attribute(VpcId=vpc, EnableDnsHostnames={"Value": True})
@@ -75,16 +82,16 @@ print(json.dumps({"subnet": subnet, "security_group": sg}))
 
 /// Describes one task as that account (its overrides, tags and status), as JSON.
 const DESCRIBE_TASK: &str = r#"
-import json, sys, boto3
-endpoint, account, region, cluster, task = sys.argv[1:6]
-base = dict(endpoint_url=endpoint, region_name=region,
-            aws_access_key_id="testing", aws_secret_access_key="testing")
-creds = boto3.client("sts", **base).assume_role(
-    RoleArn=f"arn:aws:iam::{account}:role/ferry-fixture", RoleSessionName="fixture")["Credentials"]
-kw = dict(base, aws_access_key_id=creds["AccessKeyId"],
-          aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+cluster, task = rest[:2]
 out = boto3.client("ecs", **kw).describe_tasks(cluster=cluster, tasks=[task], include=["TAGS"])
 print(json.dumps(out["tasks"][0] if out["tasks"] else None, default=str))
+"#;
+
+/// Stops one task as that account, as someone in the console would.
+const STOP_TASK: &str = r#"
+cluster, task = rest[:2]
+out = boto3.client("ecs", **kw).stop_task(cluster=cluster, task=task, reason="stopped in the console")
+print(json.dumps(out["task"]["lastStatus"]))
 "#;
 
 static MOTO: OnceLock<Moto> = OnceLock::new();
@@ -198,10 +205,11 @@ impl Moto {
         );
     }
 
-    /// Runs one of the boto3 scripts above with moto's venv; its standard output as JSON.
+    /// Runs one of the boto3 scripts above (after [`PRELUDE`]) with moto's venv; its standard
+    /// output as JSON.
     fn boto3(&self, what: &str, script: &str, args: &[&str]) -> serde_json::Value {
         let out = Command::new(self.venv.join("bin/python"))
-            .args(["-c", script, &self.endpoint])
+            .args(["-c", &format!("{PRELUDE}{script}"), &self.endpoint])
             .args(args)
             .stdin(Stdio::null())
             .output()
@@ -223,6 +231,15 @@ impl Moto {
             DESCRIBE_TASK,
             &[account, REGION, cluster, task],
         )
+    }
+
+    /// StopTask of `task` in `account`'s cluster, out of band (not by Ferry).
+    pub fn stop_task(&self, account: &str, cluster: &str, task: &str) {
+        self.boto3(
+            "stopping a task",
+            STOP_TASK,
+            &[account, REGION, cluster, task],
+        );
     }
 
     /// Account `id`'s network and cluster, created on first use.

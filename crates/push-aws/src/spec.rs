@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use ferry_core::JobVars;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use ferry_core::FieldError;
@@ -105,33 +106,7 @@ fn fargate_memory_ok(cpu: u32, memory: u32) -> bool {
 /// Merges `variables` over `template` (each top-level variable replaces the template's) and
 /// checks the result. Every problem is reported, not only the first.
 pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut merged = Map::new();
-    for (what, value) in [("job_template", template), ("job_variables", variables)] {
-        match value {
-            Value::Null => {}
-            Value::Object(obj) => {
-                for (k, v) in obj {
-                    if VARIABLES.contains(&k.as_str()) {
-                        merged.insert(k.clone(), v.clone());
-                    } else {
-                        errors.push(FieldError::new(
-                            k,
-                            format!(
-                                "unknown variable in {what}; ecs pools take: {}",
-                                VARIABLES.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-            _ => errors.push(FieldError::new(what, "must be a JSON object")),
-        }
-    }
-    let mut c = Checker {
-        vars: &merged,
-        errors,
-    };
+    let mut c = JobVars::merge(template, variables, &VARIABLES, "ecs");
 
     let region = c.opt_str("region").filter(|r| c.check_region(r));
     let cluster = c.opt_str("cluster").unwrap_or_else(|| "default".to_owned());
@@ -147,7 +122,9 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             String::new()
         }
     };
-    let command = c.opt_str_list("command").unwrap_or_default();
+    let command = c
+        .opt_str_list("command", r#"["python", "flow.py"]"#)
+        .unwrap_or_default();
     let env = c.opt_str_map("env").unwrap_or_default();
     for k in env.keys() {
         if k.starts_with("FERRY_") {
@@ -174,12 +151,12 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             );
         }
     }
-    let cpu = c.opt_u32("cpu").unwrap_or(256);
-    let memory = c.opt_u32("memory").unwrap_or(512);
+    let cpu = c.opt_u32("cpu", "cpu units").unwrap_or(256);
+    let memory = c.opt_u32("memory", "MiB").unwrap_or(512);
 
     let capacity = match (
-        merged.get("launch_type"),
-        merged.get("capacity_provider_strategy"),
+        c.get("launch_type").cloned(),
+        c.get("capacity_provider_strategy").cloned(),
     ) {
         (Some(_), Some(_)) => {
             c.err(
@@ -188,7 +165,7 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             );
             Capacity::LaunchType("FARGATE".to_owned())
         }
-        (_, Some(s)) => Capacity::Strategy(c.strategy(s)),
+        (_, Some(s)) => Capacity::Strategy(c.strategy(&s)),
         (Some(_), None) => {
             let t = c.opt_str("launch_type").unwrap_or_default();
             if !["FARGATE", "EC2", "EXTERNAL"].contains(&t.as_str()) {
@@ -213,8 +190,10 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
         );
     }
 
-    let subnets = c.opt_str_list("subnets").unwrap_or_default();
-    if !merged.contains_key("subnets") {
+    let subnets = c
+        .opt_str_list("subnets", r#"["subnet-0abc"]"#)
+        .unwrap_or_default();
+    if c.get("subnets").is_none() {
         c.errors.push(FieldError::new(
             "subnets",
             format!(
@@ -233,7 +212,9 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             c.err("subnets", format!("{s:?} is not a subnet id (subnet-...)"));
         }
     }
-    let security_groups = c.opt_str_list("security_groups").unwrap_or_default();
+    let security_groups = c
+        .opt_str_list("security_groups", r#"["sg-0abc"]"#)
+        .unwrap_or_default();
     if security_groups.len() > 5 {
         c.err("security_groups", "at most 5 security groups");
     }
@@ -245,9 +226,9 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
             );
         }
     }
-    let assign_public_ip = match merged.get("assign_public_ip") {
+    let assign_public_ip = match c.get("assign_public_ip").cloned() {
         None => false,
-        Some(Value::Bool(b)) => *b,
+        Some(Value::Bool(b)) => b,
         Some(_) => {
             c.err("assign_public_ip", "must be true or false");
             false
@@ -310,10 +291,7 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
         }
     }
 
-    if !c.errors.is_empty() {
-        return Err(c.errors);
-    }
-    Ok(EcsJobSpec {
+    c.finish(EcsJobSpec {
         region,
         cluster,
         image,
@@ -379,71 +357,14 @@ fn is_secret_arn(s: &str) -> bool {
         && account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()))
 }
 
-struct Checker<'a> {
-    vars: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+/// The ECS-specific checks, on top of [`JobVars`]' typed reads.
+trait EcsChecks {
+    fn check_region(&mut self, r: &str) -> bool;
+    fn check_cluster(&mut self, cluster: &str);
+    fn strategy(&mut self, value: &Value) -> Vec<CapacityProvider>;
 }
 
-impl Checker<'_> {
-    fn err(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
-    }
-
-    fn opt_str(&mut self, field: &str) -> Option<String> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.err(field, "must be a string");
-                None
-            }
-        }
-    }
-
-    fn opt_u32(&mut self, field: &str) -> Option<u32> {
-        let parsed = match self.vars.get(field) {
-            None | Some(Value::Null) => return None,
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
-            Some(Value::String(s)) => s.trim().parse().ok(),
-            Some(_) => None,
-        };
-        if parsed.is_none() {
-            self.err(field, "must be a whole number (cpu units, or MiB)");
-        }
-        parsed
-    }
-
-    fn opt_str_list(&mut self, field: &str) -> Option<Vec<String>> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            Some(_) => {
-                self.err(field, "must be a list of strings");
-                None
-            }
-        }
-    }
-
-    fn opt_str_map(&mut self, field: &str) -> Option<BTreeMap<String, String>> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(obj)) if obj.values().all(Value::is_string) => Some(
-                obj.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect(),
-            ),
-            Some(_) => {
-                self.err(field, "must be an object of string values");
-                None
-            }
-        }
-    }
-
+impl EcsChecks for JobVars {
     fn check_region(&mut self, r: &str) -> bool {
         let ok = (4..=25).contains(&r.len())
             && r.contains('-')

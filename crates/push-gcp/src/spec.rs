@@ -7,7 +7,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use ferry_core::JobVars;
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use ferry_core::FieldError;
@@ -127,33 +128,7 @@ pub struct CloudRunJobSpec {
 /// Merges `variables` over `template` (each top-level variable replaces the template's) and
 /// checks the result. Every problem is reported, not only the first.
 pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, Vec<FieldError>> {
-    let mut errors = Vec::new();
-    let mut merged = Map::new();
-    for (what, value) in [("job_template", template), ("job_variables", variables)] {
-        match value {
-            Value::Null => {}
-            Value::Object(obj) => {
-                for (k, v) in obj {
-                    if VARIABLES.contains(&k.as_str()) {
-                        merged.insert(k.clone(), v.clone());
-                    } else {
-                        errors.push(FieldError::new(
-                            k,
-                            format!(
-                                "unknown variable in {what}; cloud-run pools take: {}",
-                                VARIABLES.join(", ")
-                            ),
-                        ));
-                    }
-                }
-            }
-            _ => errors.push(FieldError::new(what, "must be a JSON object")),
-        }
-    }
-    let mut c = Checker {
-        vars: &merged,
-        errors,
-    };
+    let mut c = JobVars::merge(template, variables, &VARIABLES, "cloud-run");
 
     let project = match c.opt_str("project") {
         Some(p) if is_project_id(&p) => p,
@@ -201,8 +176,12 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
             String::new()
         }
     };
-    let command = c.opt_str_list("command").unwrap_or_default();
-    let args = c.opt_str_list("args").unwrap_or_default();
+    let command = c
+        .opt_str_list("command", r#"["python", "-m", "flow"]"#)
+        .unwrap_or_default();
+    let args = c
+        .opt_str_list("args", r#"["--stage", "test"]"#)
+        .unwrap_or_default();
     let env = c.opt_str_map("env").unwrap_or_default();
     for k in env.keys() {
         c.check_env_name("env", k);
@@ -214,7 +193,7 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
         c.check_cpu_memory(cpu, *millis, mem);
     }
     let timeout_s = c.timeout();
-    let max_retries = match merged.get("max_retries") {
+    let max_retries = match c.get("max_retries").cloned() {
         None | Some(Value::Null) => 0,
         Some(v) => match v.as_u64().filter(|n| *n <= 10) {
             Some(n) => u32::try_from(n).unwrap_or(0),
@@ -255,10 +234,7 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
         }
     }
 
-    if !c.errors.is_empty() {
-        return Err(c.errors);
-    }
-    Ok(CloudRunJobSpec {
+    c.finish(CloudRunJobSpec {
         project,
         region,
         image,
@@ -470,61 +446,19 @@ fn parse_secret_ref(v: &Value) -> Option<SecretRef> {
     (secret_ok && is_version(&version)).then_some(SecretRef { secret, version })
 }
 
-struct Checker<'a> {
-    vars: &'a Map<String, Value>,
-    errors: Vec<FieldError>,
+/// The Cloud Run-specific checks, on top of [`JobVars`]' typed reads.
+trait CloudRunChecks {
+    fn check_env_name(&mut self, field: &str, k: &str);
+    fn secrets(&mut self, env: &BTreeMap<String, String>) -> BTreeMap<String, SecretRef>;
+    fn cpu(&mut self) -> Option<(String, u32)>;
+    fn memory(&mut self) -> Option<u32>;
+    fn check_cpu_memory(&mut self, cpu: &str, millis: u32, mib: u32);
+    fn timeout(&mut self) -> Option<u32>;
+    fn vpc(&mut self) -> Option<Vpc>;
+    fn labels(&mut self) -> BTreeMap<String, String>;
 }
 
-impl Checker<'_> {
-    fn err(&mut self, field: &str, message: impl Into<String>) {
-        self.errors.push(FieldError::new(field, message));
-    }
-
-    fn opt_str(&mut self, field: &str) -> Option<String> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => {
-                self.err(field, "must be a string");
-                None
-            }
-        }
-    }
-
-    fn opt_str_list(&mut self, field: &str) -> Option<Vec<String>> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => Some(
-                items
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_owned))
-                    .collect(),
-            ),
-            Some(_) => {
-                self.err(
-                    field,
-                    "must be a list of strings, e.g. [\"python\", \"-m\", \"flow\"]",
-                );
-                None
-            }
-        }
-    }
-
-    fn opt_str_map(&mut self, field: &str) -> Option<BTreeMap<String, String>> {
-        match self.vars.get(field) {
-            None | Some(Value::Null) => None,
-            Some(Value::Object(obj)) if obj.values().all(Value::is_string) => Some(
-                obj.iter()
-                    .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                    .collect(),
-            ),
-            Some(_) => {
-                self.err(field, "must be an object of string values");
-                None
-            }
-        }
-    }
-
+impl CloudRunChecks for JobVars {
     fn check_env_name(&mut self, field: &str, k: &str) {
         if k.starts_with("FERRY_") {
             self.err(field, format!("{k}: FERRY_ variables are set by Ferry"));
@@ -540,7 +474,7 @@ impl Checker<'_> {
     fn secrets(&mut self, env: &BTreeMap<String, String>) -> BTreeMap<String, SecretRef> {
         const FIELD: &str = "env_from_secrets";
         let mut out = BTreeMap::new();
-        let obj = match self.vars.get(FIELD) {
+        let obj = match self.get(FIELD).cloned() {
             None | Some(Value::Null) => return out,
             Some(Value::Object(obj)) => obj.clone(),
             Some(_) => {
@@ -578,7 +512,7 @@ impl Checker<'_> {
     fn cpu(&mut self) -> Option<(String, u32)> {
         const MSG: &str = "must be 1, 2, 4, 6 or 8 CPUs, or a fraction of one from 0.08 \
                            (e.g. \"0.5\" or \"500m\")";
-        let text = match self.vars.get("cpu") {
+        let text = match self.get("cpu").cloned() {
             None | Some(Value::Null) => return None,
             Some(Value::Number(n)) => n.to_string(),
             Some(Value::String(s)) => s.trim().to_owned(),
@@ -606,7 +540,7 @@ impl Checker<'_> {
     /// MiB, from `512Mi`, `2Gi`, `1G`, `512M`, or a number of MiB.
     fn memory(&mut self) -> Option<u32> {
         const MSG: &str = "must be a size from 512Mi to 32Gi, e.g. \"512Mi\" or \"2Gi\"";
-        let mib: Option<u64> = match self.vars.get("memory") {
+        let mib: Option<u64> = match self.get("memory").cloned() {
             None | Some(Value::Null) => return None,
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => {
@@ -663,7 +597,7 @@ impl Checker<'_> {
             "must be a duration from 1s to {}h: seconds, or a string like \"600s\", \"30m\" or \"2h\"",
             MAX_TIMEOUT_S / 3600
         );
-        let secs: Option<u64> = match self.vars.get("timeout") {
+        let secs: Option<u64> = match self.get("timeout").cloned() {
             None | Some(Value::Null) => return None,
             Some(Value::Number(n)) => n.as_u64(),
             Some(Value::String(s)) => {
@@ -691,7 +625,9 @@ impl Checker<'_> {
         let connector = self.opt_str("vpc_connector");
         let network = self.opt_str("vpc_network");
         let subnetwork = self.opt_str("vpc_subnetwork");
-        let tags = self.opt_str_list("vpc_network_tags").unwrap_or_default();
+        let tags = self
+            .opt_str_list("vpc_network_tags", r#"["flows"]"#)
+            .unwrap_or_default();
         let egress = match self.opt_str("vpc_egress").as_deref() {
             None | Some("private-ranges-only") => Egress::PrivateRangesOnly,
             Some("all-traffic") => Egress::AllTraffic,
@@ -762,7 +698,11 @@ impl Checker<'_> {
                     "need vpc_network or vpc_subnetwork (direct VPC egress)",
                 );
             }
-            if self.vars.get("vpc_egress").is_some_and(|v| !v.is_null()) {
+            if self
+                .get("vpc_egress")
+                .cloned()
+                .is_some_and(|v| !v.is_null())
+            {
                 self.err(
                     "vpc_egress",
                     "needs vpc_connector, vpc_network or vpc_subnetwork",

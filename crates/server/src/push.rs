@@ -237,6 +237,84 @@ impl Backends {
     }
 }
 
+/// How often idle Cloud Run jobs are looked for, and how long a job must have started no
+/// execution to be deleted.
+pub const IDLE_JOB_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+pub const IDLE_JOB_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Backends {
+    /// Deletes the Cloud Run jobs Ferry created that started no execution for `idle_for`, in
+    /// every project and region a cloud-run pool of any workspace points at. Returns how many
+    /// were deleted; a failing project is logged and skipped.
+    pub async fn sweep_idle_jobs(
+        &self,
+        store: &ferry_store::Store,
+        idle_for: std::time::Duration,
+    ) -> usize {
+        let workspaces = match store.workspaces_list().await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(error = %e, "Idle-job sweep skipped: listing workspaces failed");
+                return 0;
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        let mut deleted = 0;
+        for ws in workspaces {
+            let Ok(pools) = store.pools_list(ws.id).await else {
+                continue;
+            };
+            for pool in pools.iter().filter(|p| p.pool_type == PoolType::CloudRun) {
+                let Some(credential) = &pool.credential else {
+                    continue;
+                };
+                let place = (
+                    ws.id,
+                    credential.clone(),
+                    pool.job_template.get("project").cloned(),
+                    pool.job_template.get("region").cloned(),
+                    pool.job_template.get("endpoint").cloned(),
+                );
+                if !seen.insert(format!("{place:?}")) {
+                    continue;
+                }
+                match self
+                    .cloud_run
+                    .delete_idle_jobs(ws.id, credential, &pool.job_template, idle_for)
+                    .await
+                {
+                    Ok(jobs) => deleted += jobs.len(),
+                    Err(e) => {
+                        tracing::warn!(pool = %pool.name, error = %e, "Deleting idle Cloud Run jobs failed")
+                    }
+                }
+            }
+        }
+        deleted
+    }
+
+    /// Sweeps idle Cloud Run jobs every [`IDLE_JOB_SWEEP_EVERY`] until `stop` fires.
+    pub fn spawn_idle_job_sweeper(
+        &self,
+        store: ferry_store::Store,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let backends = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(IDLE_JOB_SWEEP_EVERY) => {}
+                }
+                let n = backends.sweep_idle_jobs(&store, IDLE_JOB_AFTER).await;
+                if n > 0 {
+                    tracing::info!(deleted = n, "Idle Cloud Run jobs deleted");
+                }
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -30,7 +30,7 @@ use crate::push::Backends;
 use crate::run_token::RunTokenSigner;
 use crate::state::{AppState, Inner};
 use crate::vault::Vault;
-use crate::Config;
+use crate::{Config, ServerRole};
 
 /// A running Ferry: its listeners and scheduler. Dropping it does not stop it; call
 /// [`Server::shutdown`] (graceful) or [`Server::crash`] (no further writes, as a kill would).
@@ -515,6 +515,11 @@ impl Server {
             .await?;
             internal_addr = Some(addr);
             listeners.push(task);
+        }
+        if matches!(config.role, ServerRole::All | ServerRole::Scheduler) {
+            state
+                .push
+                .spawn_idle_job_sweeper(store.clone(), shutdown.clone());
         }
         let scheduler = scheduler.map(|s| s.start());
         Ok(Server {

@@ -39,9 +39,16 @@ async fn wait_for(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scheduler_pushes_a_run_into_moto_and_sees_it_complete_or_cancelled() {
-    let account = moto().account("111111111111");
+/// A SQLite store with workspace `acme`, its ecs pool `ecs` in `account` and its credential.
+async fn setup(
+    account: &ferry_moto::Account,
+) -> (
+    TestDb,
+    Store,
+    ferry_core::WorkspaceId,
+    ferry_store::Pool,
+    Arc<Secrets>,
+) {
     let db = TestDb::new(ferry_store::Backend::Sqlite).await.unwrap();
     let store = db.store().clone();
     let ws = store
@@ -67,6 +74,13 @@ async fn the_scheduler_pushes_a_run_into_moto_and_sees_it_complete_or_cancelled(
         .unwrap();
     let secrets = Arc::new(Secrets::default());
     secrets.assume_role(ws, "aws", &account.id);
+    (db, store, ws, pool, secrets)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduler_pushes_a_run_into_moto_and_sees_it_complete_or_cancelled() {
+    let account = moto().account("111111111111");
+    let (db, store, ws, pool, secrets) = setup(&account).await;
     let push: Arc<dyn PushBackend> = Arc::new(backend(secrets));
     let config = Config {
         poll_interval: Duration::from_millis(20),
@@ -114,5 +128,108 @@ async fn the_scheduler_pushes_a_run_into_moto_and_sees_it_complete_or_cancelled(
     let tasks = tasks_in(&ecs_as(&account.id).await, "flows").await;
     assert_eq!(tasks.len(), 2, "{tasks:?}");
     assert!(tasks.contains(&task_arn));
+    db.teardown().await;
+}
+
+/// A scheduler dies after storing a run's intent: once before RunTask, once after it (the task
+/// exists, unrecorded). The scheduler that takes the runs over submits the first once and
+/// finds the second's task: one task per run, never two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_killed_mid_submission_is_resumed_without_a_duplicate() {
+    let account = moto().account("333333333333");
+    moto().set_task_transition(json!({"progression": "manual", "times": 1_000_000}));
+    let (db, store, ws, pool, secrets) = setup(&account).await;
+    let backend = Arc::new(backend(secrets));
+    let new_run = || NewRun {
+        workspace_id: ws,
+        pool_id: pool.id,
+        artifact: None,
+        parameters: json!({}),
+        job_variables: json!({}),
+        limits: PoolLimits::default(),
+        max_retries: 0,
+        idempotency_key: None,
+        scheduled_at: Utc::now(),
+    };
+    let before_call = store.run_create(&new_run()).await.unwrap().0;
+    let after_call = store.run_create(&new_run()).await.unwrap().0;
+
+    // The scheduler that dies: claims both with a short lease, stores both intents, and gets
+    // as far as RunTask for the second only.
+    let now = Utc::now();
+    let claimed = store
+        .runs_claim(
+            "dead",
+            now,
+            now + chrono::Duration::milliseconds(300),
+            10,
+            &[PoolType::Ecs],
+        )
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    for run in &claimed {
+        store
+            .run_record_intent(
+                run.id,
+                run.generation,
+                &json!({"attempt": 1, "owner": "dead"}),
+            )
+            .await
+            .unwrap();
+    }
+    let dead_job = |id| {
+        let run = claimed.iter().find(|r| r.id == id).unwrap();
+        ferry_core::port::RunJob {
+            run_id: run.id,
+            workspace_id: ws,
+            pool_id: pool.id,
+            pool: pool.name.clone(),
+            pool_type: PoolType::Ecs,
+            attempt: run.attempt,
+            artifact: None,
+            parameters: run.parameters.clone(),
+            job_template: pool.job_template.clone(),
+            job_variables: run.job_variables.clone(),
+            credential: pool.credential.clone(),
+            limits: PoolLimits::default(),
+            infrastructure: None,
+        }
+    };
+    let orphan = backend.submit(&dead_job(after_call.id)).await.unwrap();
+
+    // Its successor takes over once the leases expire.
+    let executors = Executors {
+        managed: None,
+        push: HashMap::from([(PoolType::Ecs, backend.clone() as Arc<dyn PushBackend>)]),
+    };
+    let config = Config {
+        poll_interval: Duration::from_millis(20),
+        push_poll_interval: Duration::from_millis(100),
+        ..Config::with_owner("s2")
+    };
+    let handle = Scheduler::new(store.clone(), executors, config).start();
+    let resumed = wait_for(&store, ws, after_call.id, RunState::Running).await;
+    let submitted = wait_for(&store, ws, before_call.id, RunState::Running).await;
+    handle.stop().await;
+
+    assert_eq!(resumed.infrastructure.as_ref(), Some(&orphan));
+    let ecs = ecs_as(&account.id).await;
+    let tasks = tasks_in(&ecs, "flows").await;
+    assert_eq!(tasks.len(), 2, "one task per run: {tasks:?}");
+    let arn_of = |r: &ferry_store::Run| {
+        r.infrastructure.as_ref().unwrap()["task_arn"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(tasks.contains(&arn_of(&resumed)) && tasks.contains(&arn_of(&submitted)));
+    let events = store.run_events(ws, after_call.id).await.unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.cause.contains("found attempt 1's earlier submission")),
+        "{events:#?}"
+    );
     db.teardown().await;
 }
