@@ -181,6 +181,43 @@ async fn an_ecs_run_from_submit_to_its_posted_result() {
         "warning",
     ]);
 
+    // A pool whose cluster does not exist in the account: validation fails, saying so.
+    let mut ghost = template.clone();
+    ghost["cluster"] = json!("no-such-cluster");
+    ferry(
+        dir.path(),
+        &url,
+        &key,
+        &[
+            "pool",
+            "create",
+            "ghost",
+            "--type",
+            "ecs",
+            "--credential",
+            "prod-aws",
+            "--job-template",
+            &ghost.to_string(),
+        ],
+    )
+    .await
+    .assert_success(&["Created pool ghost"]);
+    let failed = ferry(
+        dir.path(),
+        &url,
+        &key,
+        &["credential", "validate", "prod-aws", "--pool", "ghost"],
+    )
+    .await;
+    assert_ne!(failed.code, Some(0), "{failed:#?}");
+    assert!(
+        failed.stdout.contains("FAILED")
+            && failed
+                .stdout
+                .contains("cluster no-such-cluster does not exist"),
+        "{failed:#?}"
+    );
+
     // Bad job variables: 422 naming the field; nothing is created.
     let bad_run = ferry(
         dir.path(),

@@ -63,7 +63,7 @@ async fn setup(
                 name: Name::parse("ecs").unwrap(),
                 pool_type: PoolType::Ecs,
                 limits: PoolLimits::default(),
-                job_template: template(&account),
+                job_template: template(account),
                 credential: Some(Name::parse("aws").unwrap()),
                 concurrency_limit: None,
                 max_retries: 0,
