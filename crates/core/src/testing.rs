@@ -150,6 +150,8 @@ struct FakeTask {
 pub struct FakePushBackend {
     tasks: Arc<Mutex<HashMap<String, FakeTask>>>,
     pub journal: Journal,
+    /// How many times `submit` was called (a retry that found the task does not count).
+    pub submit_calls: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakePushBackend {
@@ -184,6 +186,8 @@ impl PushBackend for FakePushBackend {
         if let Some(msg) = instruction_str(&job.parameters, "reject") {
             return Err(PushError::new(FailureReason::InvalidConfig, msg));
         }
+        self.submit_calls
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let key = Self::key(job);
         let created = self.with_tasks(|t| {
             if t.contains_key(&key) {
@@ -202,6 +206,13 @@ impl PushBackend for FakePushBackend {
         });
         if created {
             self.journal.record(job.run_id, job.attempt);
+            // The cloud acted, but its answer is lost on the way back.
+            if instruction_str(&job.parameters, "timeout_after_success").is_some() {
+                return Err(PushError::new(
+                    FailureReason::Internal,
+                    "timed out waiting for the answer",
+                ));
+            }
         }
         Ok(Self::handle(&key))
     }

@@ -385,7 +385,19 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
         inner.release(run.id);
         return Err(Abandon);
     }
-    match with_retries("Submitting", &run, || backend.submit(&job)).await {
+    // A submission that failed transiently may have succeeded anyway (a timeout after the
+    // cloud acted): before each retry, look for it first.
+    let tried = std::sync::atomic::AtomicBool::new(false);
+    let submitted = with_retries("Submitting", &run, || async {
+        if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            if let Some(found) = backend.find(&job).await? {
+                return Ok(found);
+            }
+        }
+        backend.submit(&job).await
+    })
+    .await;
+    match submitted {
         Ok(infra) => {
             job.infrastructure = Some(infra.clone());
             set_held_job(inner, &job);

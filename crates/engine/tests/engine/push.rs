@@ -115,3 +115,28 @@ async fn never_starts(env: Env) {
         "the first attempt was requeued: {path:?}"
     );
 }
+
+both_backends!(
+    a_submission_that_timed_out_after_success_is_found_not_repeated,
+    timeout_after_success
+);
+async fn timeout_after_success(env: Env) {
+    let run = env
+        .submit(
+            &env.ecs,
+            json!({"timeout_after_success": "once", "polls": 1}),
+        )
+        .await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Completed).await;
+    h.stop().await;
+    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)]);
+    assert_eq!(
+        env.cloud
+            .submit_calls
+            .load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the retry looked first and found the task"
+    );
+    assert_eq!(done.attempt, 1);
+}

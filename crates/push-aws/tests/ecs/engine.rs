@@ -233,3 +233,97 @@ async fn a_scheduler_killed_mid_submission_is_resumed_without_a_duplicate() {
     );
     db.teardown().await;
 }
+
+/// The ECS backend, except that the answer of its first RunTask is lost (a timeout after
+/// AWS acted).
+struct LosesFirstAnswer {
+    inner: Arc<ferry_push_aws::EcsBackend>,
+    lost: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl PushBackend for LosesFirstAnswer {
+    async fn find(
+        &self,
+        job: &ferry_core::port::RunJob,
+    ) -> Result<Option<serde_json::Value>, ferry_core::port::PushError> {
+        self.inner.find(job).await
+    }
+
+    async fn submit(
+        &self,
+        job: &ferry_core::port::RunJob,
+    ) -> Result<serde_json::Value, ferry_core::port::PushError> {
+        let answer = self.inner.submit(job).await;
+        if !self.lost.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            answer?;
+            return Err(ferry_core::port::PushError::new(
+                ferry_core::FailureReason::Internal,
+                "RunTask: timed out waiting for the answer",
+            ));
+        }
+        answer
+    }
+
+    async fn poll(
+        &self,
+        jobs: &[ferry_core::port::RunJob],
+    ) -> Vec<Result<ferry_core::port::PushStatus, ferry_core::port::PushError>> {
+        self.inner.poll(jobs).await
+    }
+
+    async fn cancel(
+        &self,
+        job: &ferry_core::port::RunJob,
+    ) -> Result<(), ferry_core::port::PushError> {
+        self.inner.cancel(job).await
+    }
+}
+
+/// RunTask's answer is lost after AWS started the task: the engine's retry looks for the task
+/// before submitting again (moto ignores `clientToken`, so a blind retry would start a second
+/// task here), and the run goes on with the one task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submission_retried_after_a_timeout_after_success_starts_one_task() {
+    let account = moto().account("444444444444");
+    moto().set_task_transition(json!({"progression": "manual", "times": 1_000_000}));
+    let (db, store, ws, pool, secrets) = setup(&account).await;
+    let flaky = Arc::new(LosesFirstAnswer {
+        inner: Arc::new(backend(secrets)),
+        lost: std::sync::atomic::AtomicBool::new(false),
+    });
+    let executors = Executors {
+        managed: None,
+        push: HashMap::from([(PoolType::Ecs, flaky as Arc<dyn PushBackend>)]),
+    };
+    let config = Config {
+        poll_interval: Duration::from_millis(20),
+        push_poll_interval: Duration::from_millis(100),
+        ..Config::with_owner("s1")
+    };
+    let run = store
+        .run_create(&NewRun {
+            workspace_id: ws,
+            pool_id: pool.id,
+            artifact: None,
+            parameters: json!({}),
+            job_variables: json!({}),
+            limits: PoolLimits::default(),
+            max_retries: 0,
+            idempotency_key: None,
+            scheduled_at: Utc::now(),
+        })
+        .await
+        .unwrap()
+        .0;
+    let handle = Scheduler::new(store.clone(), executors, config).start();
+    let running = wait_for(&store, ws, run.id, RunState::Running).await;
+    handle.stop().await;
+    let tasks = tasks_in(&ecs_as(&account.id).await, "flows").await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(
+        running.infrastructure.as_ref().unwrap()["task_arn"],
+        json!(tasks[0])
+    );
+    db.teardown().await;
+}
