@@ -6,7 +6,9 @@
 //! The store only ever sees sealed bytes; plaintext lives in `secrecy` types here. The engine
 //! and the executors reach it through ferry-core's [`SecretSource`] port.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use ferry_core::port::{SecretSource, SecretsError};
 use ferry_core::{CredentialId, CredentialKind, Name, RunId, SecretId, WorkspaceId};
@@ -56,16 +58,54 @@ fn run_binding(ws: WorkspaceId, id: RunId) -> Binding {
     Binding::new(ws, id, "run/sensitive-parameters", 1)
 }
 
+/// How long an unwrapped workspace key is kept in memory. Unwrapping is a root-key operation:
+/// with a KMS root key, a call to the key service per secret operation without this cache.
+const KEY_CACHE_TTL: Duration = Duration::from_secs(300);
+
+/// An unwrapped workspace key, and the wrapped form (as stored) it came from: a key re-wrapped
+/// since (a root-key rotation) no longer matches and is unwrapped again.
+#[derive(Debug)]
+struct CachedKey {
+    wrapped: WrappedKey,
+    key: Arc<WorkspaceKey>,
+    at: Instant,
+}
+
 /// Seals and opens a workspace's secret material. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Vault {
     store: Store,
     keyring: Arc<dyn Keyring>,
+    keys: Arc<Mutex<HashMap<WorkspaceId, CachedKey>>>,
 }
 
 impl Vault {
     pub fn new(store: Store, keyring: Arc<dyn Keyring>) -> Vault {
-        Vault { store, keyring }
+        Vault {
+            store,
+            keyring,
+            keys: Arc::default(),
+        }
+    }
+
+    fn cached(&self, ws: WorkspaceId, wrapped: &WrappedKey) -> Option<Arc<WorkspaceKey>> {
+        let keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.get(&ws)
+            .filter(|c| &c.wrapped == wrapped && c.at.elapsed() < KEY_CACHE_TTL)
+            .map(|c| c.key.clone())
+    }
+
+    fn remember(&self, ws: WorkspaceId, wrapped: WrappedKey, key: &Arc<WorkspaceKey>) {
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        keys.retain(|_, c| c.at.elapsed() < KEY_CACHE_TTL);
+        keys.insert(
+            ws,
+            CachedKey {
+                wrapped,
+                key: key.clone(),
+                at: Instant::now(),
+            },
+        );
     }
 
     fn crypto(ws: WorkspaceId) -> impl Fn(ferry_crypto::Error) -> Error {
@@ -75,8 +115,9 @@ impl Vault {
         }
     }
 
-    /// Workspace `ws`'s key, unwrapped; made (and stored wrapped) on first use.
-    pub async fn workspace_key(&self, ws: WorkspaceId) -> Result<WorkspaceKey> {
+    /// Workspace `ws`'s key, unwrapped; made (and stored wrapped) on first use. Kept unwrapped
+    /// in memory for [`KEY_CACHE_TTL`] while its stored wrapped form is unchanged.
+    pub async fn workspace_key(&self, ws: WorkspaceId) -> Result<Arc<WorkspaceKey>> {
         let stored = match self.store.workspace_key_get(ws).await? {
             Some(k) => k,
             None => {
@@ -92,6 +133,8 @@ impl Vault {
                     .await?;
                 if stored.key_id == fresh.id() {
                     tracing::info!(workspace_id = %ws, key_id = %stored.key_id, root_key_id = %stored.root_key_id, "Workspace key created");
+                    let fresh = Arc::new(fresh);
+                    self.remember(ws, wrapped, &fresh);
                     return Ok(fresh);
                 }
                 // Another request made the workspace's key first: use that one.
@@ -102,12 +145,17 @@ impl Vault {
             root_key_id: stored.root_key_id,
             blob: stored.wrapped_key,
         };
+        if let Some(key) = self.cached(ws, &wrapped) {
+            return Ok(key);
+        }
         let key = self
             .keyring
             .unwrap(ws, &wrapped)
             .await
             .map_err(Self::crypto(ws))?;
-        Ok(WorkspaceKey::new(stored.key_id, key))
+        let key = Arc::new(WorkspaceKey::new(stored.key_id, key));
+        self.remember(ws, wrapped, &key);
+        Ok(key)
     }
 
     /// Registers a credential: fingerprints and seals `material` (canonical JSON) for a fresh

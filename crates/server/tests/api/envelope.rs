@@ -386,3 +386,77 @@ async fn ferry_refuses_a_root_key_file_others_can_read() {
         "{err}"
     );
 }
+
+/// A keyring that counts its unwraps.
+#[derive(Debug)]
+struct Counting {
+    inner: ferry_crypto::LocalKeyring,
+    unwraps: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ferry_crypto::Keyring for Counting {
+    fn key_id(&self) -> String {
+        self.inner.key_id()
+    }
+
+    async fn wrap(
+        &self,
+        ws: WorkspaceId,
+        key: &ferry_crypto::Key,
+    ) -> Result<ferry_crypto::WrappedKey, ferry_crypto::Error> {
+        self.inner.wrap(ws, key).await
+    }
+
+    async fn unwrap(
+        &self,
+        ws: WorkspaceId,
+        wrapped: &ferry_crypto::WrappedKey,
+    ) -> Result<ferry_crypto::Key, ferry_crypto::Error> {
+        self.unwraps
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.unwrap(ws, wrapped).await
+    }
+}
+
+backend_test!(an_unwrapped_workspace_key_is_reused_until_it_is_rewrapped);
+async fn an_unwrapped_workspace_key_is_reused_until_it_is_rewrapped(app: App) {
+    let t = app.tenant("acme").await;
+    for i in 0..3 {
+        app.put(
+            &t.admin,
+            &format!("/v1/secrets/s{i}"),
+            json!({"value": format!("value-{i}")}),
+        )
+        .await
+        .expect(201);
+    }
+    let counting = std::sync::Arc::new(Counting {
+        inner: ferry_crypto::LocalKeyring::open(&app.config.data_dir).unwrap(),
+        unwraps: std::sync::atomic::AtomicUsize::new(0),
+    });
+    let vault = ferry_server::Vault::new(app.store().clone(), counting.clone());
+    let unwraps = || counting.unwraps.load(std::sync::atomic::Ordering::SeqCst);
+    for round in 0..3 {
+        for i in 0..3 {
+            let value = vault
+                .secret_reveal(ws(&t), &Name::parse(&format!("s{i}")).unwrap())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(value.expose_secret(), format!("value-{i}"), "round {round}");
+        }
+    }
+    assert_eq!(unwraps(), 1, "nine opens, one unwrap");
+    // A rotation re-wraps the workspace key: the next open unwraps the new form, once.
+    ferry_server::root_key_rotate(&app.config).await.unwrap();
+    for i in 0..3 {
+        let value = vault
+            .secret_reveal(ws(&t), &Name::parse(&format!("s{i}")).unwrap())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(value.expose_secret(), format!("value-{i}"));
+    }
+    assert_eq!(unwraps(), 2);
+}
