@@ -8,8 +8,8 @@ use std::path::Path;
 use ferry_cloudrun_fake::{ExecutionPlan, FakeCloudRun, Options, ServiceAccount};
 use serde_json::json;
 
-use crate::ecs::{ferry, shown_in, submitted_id};
-use crate::support::{ferry_command, run_cli, FerryProcess};
+use crate::ecs::{bootstrap, ferry, shown_in, submitted_id};
+use crate::support::FerryProcess;
 
 const PROJECT: &str = "acme-flows";
 
@@ -40,19 +40,7 @@ async fn cloud_run_runs_from_submit_to_show() {
     )
     .await;
     let url = server.public_url.clone();
-    let boot = {
-        let mut cmd = ferry_command();
-        cmd.current_dir(dir.path())
-            .args(["admin", "bootstrap", "--workspace", "acme"]);
-        run_cli(cmd).await
-    };
-    boot.assert_success(&["export FERRY_API_KEY="]);
-    let key = boot
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("export FERRY_API_KEY="))
-        .unwrap()
-        .to_owned();
+    let key = bootstrap(dir.path()).await;
     let d = dir.path();
 
     let cred_file = d.join("gcp.json");

@@ -22,6 +22,20 @@ pub async fn ferry(dir: &Path, url: &str, key: &str, args: &[&str]) -> CliOutput
     run_cli(cmd).await
 }
 
+/// `ferry admin bootstrap --workspace acme` in `dir` (beside its `ferry serve`): the admin key.
+pub async fn bootstrap(dir: &Path) -> String {
+    let mut cmd = ferry_command();
+    cmd.current_dir(dir)
+        .args(["admin", "bootstrap", "--workspace", "acme"]);
+    let boot = run_cli(cmd).await;
+    boot.assert_success(&["export FERRY_API_KEY="]);
+    boot.stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("export FERRY_API_KEY="))
+        .unwrap()
+        .to_owned()
+}
+
 /// The run id `ferry run submit` printed.
 pub fn submitted_id(out: &CliOutput) -> String {
     out.assert_success(&["Submitted run "]);
@@ -78,19 +92,7 @@ async fn an_ecs_run_from_submit_to_its_posted_result() {
     )
     .await;
     let url = server.public_url.clone();
-    let boot = {
-        let mut cmd = ferry_command();
-        cmd.current_dir(dir.path())
-            .args(["admin", "bootstrap", "--workspace", "acme"]);
-        run_cli(cmd).await
-    };
-    boot.assert_success(&["export FERRY_API_KEY="]);
-    let key = boot
-        .stdout
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("export FERRY_API_KEY="))
-        .unwrap()
-        .to_owned();
+    let key = bootstrap(dir.path()).await;
 
     // The credential: read from a file, never from the command line.
     let cred_file = dir.path().join("prod-aws.json");

@@ -35,6 +35,9 @@ pub struct RunJob {
     pub credential: Option<Name>,
     /// The pool's limits, narrowed by the run's.
     pub limits: PoolLimits,
+    /// Whether the run has sealed sensitive parameters (opened through
+    /// [`SecretSource::run_sensitive_parameters`] by whoever executes it).
+    pub has_sensitive_parameters: bool,
     /// What an earlier submission of this attempt recorded (a task ARN, an execution name),
     /// if any: the handle for polling and cancelling it.
     pub infrastructure: Option<Value>,

@@ -170,6 +170,7 @@ async fn job_for(inner: &Inner, run: &Run) -> Result<RunJob, Failure> {
         job_variables: run.job_variables.clone(),
         credential: pool.credential,
         limits,
+        has_sensitive_parameters: run.has_sensitive_parameters,
         infrastructure: run.infrastructure.clone(),
     })
 }

@@ -596,6 +596,7 @@ mod tests {
             job_variables: json!({}),
             credential: None,
             limits: ferry_core::PoolLimits::default(),
+            has_sensitive_parameters: false,
             infrastructure: None,
         };
         let a = client_token(&job);

@@ -85,6 +85,9 @@ impl FlowRunner for WithSensitiveParameters {
         logs: &dyn LogSink,
         cancel: CancellationToken,
     ) -> FlowOutcome {
+        if !job.has_sensitive_parameters {
+            return self.runner.run(job, logs, cancel).await;
+        }
         let sensitive = match self
             .vault
             .run_sensitive_parameters(job.workspace_id, job.run_id)

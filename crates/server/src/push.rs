@@ -111,21 +111,14 @@ impl Backends {
         } else {
             PoolType::CloudRun
         };
-        let job = RunJob {
-            run_id: RunId::new(),
-            workspace_id: ws,
-            pool_id: PoolId::new(),
-            pool: name.clone(),
+        let job = handle(
+            ws,
+            PoolId::new(),
+            name.clone(),
             pool_type,
-            attempt: 1,
-            artifact: None,
-            parameters: Value::Null,
-            job_template: template.clone(),
-            job_variables: Value::Null,
-            credential: Some(name.clone()),
-            limits: PoolLimits::default(),
-            infrastructure: None,
-        };
+            template,
+            Some(name),
+        );
         match pool_type {
             PoolType::Ecs => self.ecs.validate(&job).await,
             _ => {
@@ -148,23 +141,44 @@ impl Backends {
     }
 }
 
-/// A pool as a push backend sees it (no run): its workspace, credential and template.
-fn pool_job(pool: &ferry_store::Pool) -> RunJob {
+/// What a push backend is handed when there is no run (a pool, a credential to validate):
+/// a fresh run id, attempt 1, no parameters or variables.
+fn handle(
+    ws: WorkspaceId,
+    pool_id: PoolId,
+    pool: Name,
+    pool_type: PoolType,
+    template: &Value,
+    credential: Option<&Name>,
+) -> RunJob {
     RunJob {
         run_id: RunId::new(),
-        workspace_id: pool.workspace_id,
-        pool_id: pool.id,
-        pool: pool.name.clone(),
-        pool_type: pool.pool_type,
+        workspace_id: ws,
+        pool_id,
+        pool,
+        pool_type,
         attempt: 1,
         artifact: None,
         parameters: Value::Null,
-        job_template: pool.job_template.clone(),
+        job_template: template.clone(),
         job_variables: Value::Null,
-        credential: pool.credential.clone(),
+        credential: credential.cloned(),
         limits: PoolLimits::default(),
+        has_sensitive_parameters: false,
         infrastructure: None,
     }
+}
+
+/// A pool as a push backend sees it (no run): its workspace, credential and template.
+fn pool_job(pool: &ferry_store::Pool) -> RunJob {
+    handle(
+        pool.workspace_id,
+        pool.id,
+        pool.name.clone(),
+        pool.pool_type,
+        &pool.job_template,
+        pool.credential.as_ref(),
+    )
 }
 
 /// `ferry-<hash>` of a task definition ARN (`...:task-definition/ferry-<hash>:<revision>`).

@@ -231,6 +231,7 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
                     job_variables: Value::Null,
                     credential: None,
                     limits: job.limits,
+                    has_sensitive_parameters: false,
                     infrastructure: None,
                 };
                 let (runner, out, cancels) = (runner.clone(), out.clone(), cancels.clone());

@@ -93,6 +93,7 @@ fn job_of(env: &Env, run: &ferry_store::Run) -> RunJob {
         job_variables: json!({}),
         credential: None,
         limits: Default::default(),
+        has_sensitive_parameters: false,
         infrastructure: None,
     }
 }

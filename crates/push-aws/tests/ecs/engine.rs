@@ -193,6 +193,7 @@ async fn a_scheduler_killed_mid_submission_is_resumed_without_a_duplicate() {
             job_variables: run.job_variables.clone(),
             credential: pool.credential.clone(),
             limits: PoolLimits::default(),
+            has_sensitive_parameters: false,
             infrastructure: None,
         }
     };

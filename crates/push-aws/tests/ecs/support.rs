@@ -140,6 +140,7 @@ pub fn job(ws: WorkspaceId, credential: &str, template: Value, variables: Value)
         job_variables: variables,
         credential: Some(Name::parse(credential).unwrap()),
         limits: PoolLimits::default(),
+        has_sensitive_parameters: false,
         infrastructure: None,
     }
 }

@@ -166,6 +166,7 @@ pub fn job(ws: WorkspaceId, pool: PoolId, template: Value, variables: Value) -> 
         job_variables: variables,
         credential: Some(Name::parse("gcp").unwrap()),
         limits: PoolLimits::default(),
+        has_sensitive_parameters: false,
         infrastructure: None,
     }
 }

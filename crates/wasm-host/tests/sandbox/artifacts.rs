@@ -274,6 +274,7 @@ fn job(artifact: Option<String>, parameters: serde_json::Value) -> Result<RunJob
         job_variables: json!({}),
         credential: None,
         limits: crate::support::limits(),
+        has_sensitive_parameters: false,
         infrastructure: None,
     })
 }
