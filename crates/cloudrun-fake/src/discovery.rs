@@ -28,13 +28,14 @@ pub enum Error {
     Malformed { path: PathBuf, what: String },
 }
 
-/// The default document: `shared/vendor-specs/run.v2.json` beside the workspace, unless
-/// `FERRY_CLOUDRUN_DISCOVERY` names another file.
+/// The default document: `spec/run.v2.json` in this crate (Google's published discovery
+/// document, kept as test data; see `spec/README.md`), unless `FERRY_CLOUDRUN_DISCOVERY` names
+/// another file.
 pub fn default_path() -> PathBuf {
     if let Some(p) = std::env::var_os(DISCOVERY_ENV) {
         return PathBuf::from(p);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vendor-specs/run.v2.json")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("spec/run.v2.json")
 }
 
 /// One query or path parameter of a method (or a global one).

@@ -2,7 +2,7 @@
 //! long-running operations, testIamPermissions) for `ferry-push-gcp`'s tests.
 //!
 //! Every request is routed, and its query and JSON body validated, by the API's discovery
-//! document (`shared/vendor-specs/run.v2.json`, loaded at run time); a wrong request gets
+//! document (`crates/cloudrun-fake/spec/run.v2.json`, loaded at run time); a wrong request gets
 //! Google's 400 naming the field. Bearer tokens are the self-signed RS256 JWTs google-cloud-auth
 //! makes from a service-account key: the signature is checked against the public key
 //! registered for the project, and another account's token is refused with 403. Executions
@@ -53,7 +53,7 @@ pub enum Error {
 #[derive(Debug, Clone)]
 pub struct Options {
     /// The discovery document; default [`default_discovery_path`] (`FERRY_CLOUDRUN_DISCOVERY`
-    /// or `shared/vendor-specs/run.v2.json` beside the workspace).
+    /// or this crate's `spec/run.v2.json`).
     pub discovery_path: PathBuf,
     /// How long a `Fault::TimeoutAfterSuccess` call hangs before answering 504; default one
     /// hour (the client's timeout is what ends it; dropping the fake ends it too).
