@@ -13,7 +13,7 @@ flock 9
 
 # Kind 1: components of the ferry:flow world (cdylib crates using the SDK).
 components=(
-    hello params logs fails grants
+    hello params logs fails grants hoard
     infinite-loop memory-bomb deep-recursion stdout-flood huge-result fs-escape network disk-fill
     sleep-forever trap
 )

@@ -8,6 +8,7 @@ mod support;
 
 mod bad_input;
 mod cloudrun;
+mod deploy;
 mod ecs;
 mod isolation;
 mod managed;

@@ -44,15 +44,20 @@ struct Real {
 
 impl Real {
     async fn start() -> Real {
+        Self::start_with(|_| {}).await
+    }
+
+    async fn start_with(configure: impl FnOnce(&mut ferry_server::Config)) -> Real {
         let flows = flows().to_owned();
         assert!(flows.join("hello.wasm").exists());
         let dir = tempfile::tempdir().unwrap();
-        let config = ferry_server::Config {
+        let mut config = ferry_server::Config {
             engine: Some(engine_config()),
             executor_program: Some(PathBuf::from(ferry_bin())),
             executor_workers: 2,
             ..ferry_server::Config::for_tests(dir.path())
         };
+        configure(&mut config);
         let server = ferry_server::Server::start_real(config).await.unwrap();
         let token = secrecy::ExposeSecret::expose_secret(&server.internal_token).to_owned();
         let tenant =
@@ -514,5 +519,117 @@ async fn a_flow_receives_its_sensitive_parameters() {
         Some(json!({"count": 2, "sum": 3, "scaled": [10, 20]}))
     );
     assert_eq!(done.parameters, json!({"numbers": [1, 2]}));
+    app.stop().await;
+}
+
+/// The resident memory of this process (the in-process server) and its children (the
+/// executor workers), in bytes.
+fn resident_bytes_with_children() -> u64 {
+    let me = std::process::id();
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+            * 1024
+    };
+    let mut total = rss(me);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid ...`: the fields after the last ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(me) {
+            total += rss(pid);
+        }
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_runs_wait_for_memory_within_the_executor_budget() {
+    const GIB: u64 = 1 << 30;
+    let app = Real::start_with(|c| c.executor_memory_mb = 2048).await;
+    app.admin()
+        .create_pool(&NewPool {
+            name: "big".into(),
+            pool_type: "managed".into(),
+            limits: Some(json!({"memory_mb": 1024, "timeout_s": 120})),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let hoard = app.upload("hoard").await;
+    let baseline = resident_bytes_with_children();
+    // Eight runs, each slowly taking ~900 MiB of its 1 GiB: the budget lets two at a time.
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let run = NewRun {
+            pool: "big".into(),
+            artifact: Some(hoard.clone()),
+            parameters: Some(json!({"mib": 900, "passes": 2})),
+            ..Default::default()
+        };
+        ids.push(app.admin().create_run(&run).await.unwrap().0.id);
+    }
+    let client = app.admin();
+    let mut peak = 0u64;
+    let mut most_running = 0usize;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        peak = peak.max(resident_bytes_with_children());
+        let mut done = 0;
+        let mut running = 0;
+        for id in &ids {
+            let run = client.get_run(id).await.unwrap();
+            if run.is_terminal() {
+                done += 1;
+            } else if run.state == "running" || run.state == "pending" {
+                running += 1;
+            }
+        }
+        most_running = most_running.max(running);
+        if done == ids.len() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{done} of 8 ended in 300 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for id in &ids {
+        let run = client.get_run(id).await.unwrap();
+        assert_eq!(run.state, "completed", "{run:?}");
+        assert_eq!(
+            run.result.as_ref().map(|r| r["mib"].clone()),
+            Some(json!(900))
+        );
+    }
+    assert!(
+        most_running <= 2,
+        "{most_running} runs held at once under a 2 GiB budget"
+    );
+    assert!(
+        peak < 3 * GIB,
+        "Ferry's processes peaked at {} MiB (baseline {} MiB)",
+        peak >> 20,
+        baseline >> 20
+    );
     app.stop().await;
 }

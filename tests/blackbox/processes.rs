@@ -474,3 +474,97 @@ async fn sigterm_stops_the_server_while_a_log_is_followed() {
     assert!(status.success(), "{status}");
     follower.abort();
 }
+
+/// The `executor-worker` children of `pid`.
+fn worker_pids(pid: u32) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(format!("/proc/{child}/cmdline")).unwrap_or_default();
+        if ppid == Some(pid) && String::from_utf8_lossy(&cmdline).contains("executor-worker") {
+            pids.push(child);
+        }
+    }
+    pids
+}
+
+fn status_field(pid: u32, field: &str) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("{field}:"))
+                .map(|v| v.trim().to_owned())
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn executor_workers_hold_no_secret_and_run_confined() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let secrets = [
+        ("FERRY_INTERNAL_TOKEN", "fry_internal_canary-7d2e0c"),
+        ("FERRY_API_KEY_PEPPER", "pepper-canary-5b81f4a0c9"),
+        ("AWS_SECRET_ACCESS_KEY", "aws-canary-e3c1b7"),
+    ];
+    let mut server = FerryProcess::serve(
+        dir.path(),
+        dir.path(),
+        "confined",
+        &["--data-dir", data.to_str().unwrap()],
+        &secrets,
+    )
+    .await;
+    let pid = server.pid();
+    let workers = wait_until("the executor workers to start", || {
+        let found = worker_pids(pid);
+        async move {
+            if found.len() >= 2 {
+                Ok(found)
+            } else {
+                Err(format!("{found:?}"))
+            }
+        }
+    })
+    .await;
+    // Positive control: the server itself holds them.
+    let server_env =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/environ")).unwrap())
+            .into_owned();
+    for (_, value) in secrets {
+        assert!(server_env.contains(value));
+    }
+    for worker in workers {
+        let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        for (name, value) in secrets {
+            assert!(
+                !environ.contains(value) && !environ.contains(name),
+                "worker {worker} holds {name}"
+            );
+        }
+        assert!(!environ.contains("FERRY_DATABASE_URL"), "{environ}");
+        assert_eq!(
+            status_field(worker, "Seccomp").as_deref(),
+            Some("2"),
+            "worker {worker}"
+        );
+        assert_eq!(
+            status_field(worker, "NoNewPrivs").as_deref(),
+            Some("1"),
+            "worker {worker}"
+        );
+    }
+    server.terminate().await;
+}

@@ -101,13 +101,12 @@ enum Command {
         cache_dir: std::path::PathBuf,
         /// Where each run's scratch directory is made (best on a tmpfs).
         #[arg(long)]
-        scratch_dir: Option<std::path::PathBuf>,
+        scratch_dir: std::path::PathBuf,
     },
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<()> {
-    let g = &cli.global;
-    match cli.command {
+async fn dispatch(g: &Global, command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(a) => server::serve(a).await,
         Command::Migrate(a) => server::migrate(a).await,
         Command::Admin(c) => admin::run(g, c).await,
@@ -117,18 +116,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Credential(c) => credential::run(g, c).await,
         Command::Secret(c) => credential::run_secret(g, c).await,
         Command::Bench(b) => bench::run(b).await,
-        Command::ExecutorWorker {
-            cache_dir,
-            scratch_dir,
-        } => server::executor_worker(cache_dir, scratch_dir).await,
+        // Started by `main` before any runtime exists (it confines itself single-threaded).
+        Command::ExecutorWorker { .. } => {
+            anyhow::bail!("the executor worker cannot start inside an async runtime")
+        }
     }
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     // Usage errors exit 2 here, with clap's message.
     let cli = Cli::parse();
-    match dispatch(cli).await {
+    let outcome = match cli.command {
+        // No async runtime here: the worker confines itself while it has a single thread, so
+        // that every thread it later starts is confined too.
+        Command::ExecutorWorker {
+            cache_dir,
+            scratch_dir,
+        } => server::executor_worker(cache_dir, scratch_dir),
+        command => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(dispatch(&cli.global, command))),
+    };
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         // The reader went away (`ferry run logs ID | head`): not worth a message.
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,

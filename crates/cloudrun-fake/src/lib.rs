@@ -9,6 +9,11 @@
 //! succeed, fail or never finish as told; faults (429/503, timeout after success) can be
 //! injected; and a journal records every request for assertions.
 //!
+//! It also plays Google's STS for workload identity federation (`POST /v1/token`, see
+//! `sts.rs`): a subject token of a registered provider's OIDC issuer is verified against the
+//! issuer's JWKS, fetched over HTTP as Google does, and exchanged for an access token that the
+//! Cloud Run routes accept as the federated principal of the token's subject.
+//!
 //! Architecture invariant: no request mutates state before it is authenticated and validated,
 //! and a `Fault::Status` call has no effect.
 
@@ -21,6 +26,7 @@ pub mod keys;
 mod operations;
 mod server;
 mod state;
+mod sts;
 pub mod validate;
 
 use std::net::SocketAddr;
@@ -149,11 +155,47 @@ impl FakeCloudRun {
             .and_then(|a| a.permissions.clone());
         st.accounts.insert(
             service_account_email.to_owned(),
-            state::Account { key, permissions },
+            state::Account {
+                key: Some(key),
+                permissions,
+            },
         );
         st.projects
             .insert(project_id.to_owned(), service_account_email.to_owned());
         Ok(())
+    }
+
+    /// Registers a workload identity pool provider: `audience` is its full resource name
+    /// (`//iam.googleapis.com/projects/<n>/locations/global/workloadIdentityPools/<pool>/providers/<id>`),
+    /// and it takes subject tokens of the OIDC issuer `issuer` (whose JWKS the STS fetches
+    /// from `<issuer>/.well-known/openid-configuration` at every exchange).
+    pub fn register_workload_identity_provider(&self, audience: &str, issuer: &str) {
+        self.shared.state().providers.insert(
+            audience.to_owned(),
+            sts::Provider {
+                issuer: issuer.to_owned(),
+            },
+        );
+    }
+
+    /// Lets the federated principal `principal` (`principal://iam.googleapis.com/projects/
+    /// <n>/locations/global/workloadIdentityPools/<pool>/subject/<sub>`) act in
+    /// `project_id`, and only there, with every permission (see [`Self::set_permissions`]).
+    pub fn register_project_principal(&self, project_id: &str, principal: &str) {
+        let mut st = self.shared.state();
+        st.accounts
+            .entry(principal.to_owned())
+            .or_insert(state::Account {
+                key: None,
+                permissions: None,
+            });
+        st.projects
+            .insert(project_id.to_owned(), principal.to_owned());
+    }
+
+    /// The STS token exchange URL (a workload identity configuration's `token_url`).
+    pub fn sts_token_url(&self) -> String {
+        format!("{}{}", self.endpoint(), sts::TOKEN_PATH)
     }
 
     /// Grants `email` only these permissions (`run.jobs.create`, ...); `None` grants all (the

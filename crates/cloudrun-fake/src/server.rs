@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use crate::discovery::{matches_pattern, percent_decode, Discovery};
 use crate::error::ApiError;
 use crate::state::{Fault, JournalEntry, State};
-use crate::{auth, executions, jobs, operations, validate};
+use crate::{auth, executions, jobs, operations, sts, validate};
 
 pub(crate) struct Shared {
     pub discovery: Discovery,
@@ -89,6 +89,19 @@ pub(crate) async fn handle(
     body: Bytes,
 ) -> Response {
     let query = parse_query(&uri);
+    if method == HttpMethod::POST && uri.path() == sts::TOKEN_PATH {
+        let (status, value) = sts::exchange(&shared, &body).await;
+        shared.state().journal.push(JournalEntry {
+            method_id: Some("sts.token".into()),
+            http_method: method.to_string(),
+            path: uri.path().to_owned(),
+            query,
+            body: None,
+            account: None,
+            status: Some(status.as_u16()),
+        });
+        return (status, axum::Json(value)).into_response();
+    }
     let body_json: Option<Value> = serde_json::from_slice(&body).ok();
     let mut entry = JournalEntry {
         method_id: None,
@@ -242,18 +255,39 @@ fn authenticate(
         .ok_or_else(|| ApiError::unauthenticated("no bearer token"))?;
     let token = header
         .strip_prefix("Bearer ")
-        .ok_or_else(|| ApiError::unauthenticated("not a bearer token"))?;
-    let unverified = auth::decode(token.trim()).map_err(|e| ApiError::unauthenticated(&e))?;
-    let email = unverified.claims.iss.clone();
+        .ok_or_else(|| ApiError::unauthenticated("not a bearer token"))?
+        .trim();
     let state = shared.state();
-    let account = state
-        .accounts
-        .get(&email)
-        .ok_or_else(|| ApiError::unauthenticated("unknown service account"))?;
     let now = chrono::Utc::now().timestamp();
-    unverified
-        .verify(&account.key, now)
-        .map_err(|e| ApiError::unauthenticated(&e))?;
+    let (email, account) = if let Some(f) = state.federated.get(token) {
+        // An access token of the STS: its federated principal.
+        if f.expires_at <= now {
+            return Err(ApiError::unauthenticated("access token expired"));
+        }
+        let account = state.accounts.get(&f.principal).ok_or_else(|| {
+            ApiError::permission_denied(format!(
+                "Permission '{}' denied: {} may act in no project.",
+                permission(method_id),
+                f.principal
+            ))
+        })?;
+        (f.principal.clone(), account)
+    } else {
+        let unverified = auth::decode(token).map_err(|e| ApiError::unauthenticated(&e))?;
+        let email = unverified.claims.iss.clone();
+        let account = state
+            .accounts
+            .get(&email)
+            .ok_or_else(|| ApiError::unauthenticated("unknown service account"))?;
+        let key = account
+            .key
+            .as_ref()
+            .ok_or_else(|| ApiError::unauthenticated("unknown service account"))?;
+        unverified
+            .verify(key, now)
+            .map_err(|e| ApiError::unauthenticated(&e))?;
+        (email, account)
+    };
     *verified = Some(email.clone());
     let project = path
         .trim_start_matches('/')

@@ -67,7 +67,9 @@ pub(crate) fn method_matches(id: &str, pattern: &str) -> bool {
 }
 
 pub(crate) struct Account {
-    pub key: RsaPublicKey,
+    /// The service account's public key; `None` for a federated principal (it has no key:
+    /// it acts with access tokens of the fake's STS).
+    pub key: Option<RsaPublicKey>,
     /// `None`: every permission granted.
     pub permissions: Option<Vec<String>>,
 }
@@ -96,8 +98,12 @@ pub(crate) struct Operation {
 #[derive(Default)]
 pub(crate) struct State {
     pub accounts: HashMap<String, Account>,
-    /// Project id → the one service account allowed in it.
+    /// Project id → the one service account (or federated principal) allowed in it.
     pub projects: HashMap<String, String>,
+    /// Workload identity pool providers by audience (their full resource name).
+    pub providers: HashMap<String, crate::sts::Provider>,
+    /// Access tokens the STS issued.
+    pub federated: HashMap<String, crate::sts::Federated>,
     pub jobs: BTreeMap<String, Value>,
     pub executions: BTreeMap<String, Execution>,
     pub operations: BTreeMap<String, Operation>,

@@ -21,14 +21,19 @@ pub enum CredentialKind {
     /// An AWS role that Ferry assumes with the workspace's external id.
     #[serde(rename = "aws-assume-role")]
     AwsAssumeRole,
+    /// An AWS role assumed with `AssumeRoleWithWebIdentity` and a token of Ferry's own OIDC
+    /// issuer (keyless: the token's subject names the workspace and pool).
+    #[serde(rename = "aws-web-identity")]
+    AwsWebIdentity,
 }
 
 impl CredentialKind {
-    pub const ALL: [CredentialKind; 4] = [
+    pub const ALL: [CredentialKind; 5] = [
         CredentialKind::GcpServiceAccountKey,
         CredentialKind::GcpWorkloadIdentity,
         CredentialKind::AwsAccessKey,
         CredentialKind::AwsAssumeRole,
+        CredentialKind::AwsWebIdentity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +42,7 @@ impl CredentialKind {
             CredentialKind::GcpWorkloadIdentity => "gcp-workload-identity",
             CredentialKind::AwsAccessKey => "aws-access-key",
             CredentialKind::AwsAssumeRole => "aws-assume-role",
+            CredentialKind::AwsWebIdentity => "aws-web-identity",
         }
     }
 
@@ -55,7 +61,9 @@ impl CredentialKind {
             ),
             PoolType::Ecs => matches!(
                 self,
-                CredentialKind::AwsAccessKey | CredentialKind::AwsAssumeRole
+                CredentialKind::AwsAccessKey
+                    | CredentialKind::AwsAssumeRole
+                    | CredentialKind::AwsWebIdentity
             ),
         }
     }
@@ -99,6 +107,9 @@ mod tests {
             (AwsAssumeRole, PoolType::CloudRun, false),
             (AwsAccessKey, PoolType::Ecs, true),
             (AwsAssumeRole, PoolType::Ecs, true),
+            (AwsWebIdentity, PoolType::Ecs, true),
+            (AwsWebIdentity, PoolType::CloudRun, false),
+            (AwsWebIdentity, PoolType::Managed, false),
             (GcpServiceAccountKey, PoolType::Ecs, false),
             (GcpWorkloadIdentity, PoolType::Ecs, false),
             (AwsAccessKey, PoolType::Managed, false),
@@ -109,7 +120,7 @@ mod tests {
         }
         assert_eq!(
             CredentialKind::fitting(PoolType::Ecs),
-            vec![AwsAccessKey, AwsAssumeRole]
+            vec![AwsAccessKey, AwsAssumeRole, AwsWebIdentity]
         );
     }
 }
@@ -146,7 +157,8 @@ impl CredentialCheck {
         Self {
             check: check.into(),
             outcome,
-            message: message.into(),
+            // Shown to the tenant: bounded like a run's failure message.
+            message: crate::run::tenant_text(message),
         }
     }
 }

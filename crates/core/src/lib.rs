@@ -5,7 +5,9 @@
 //! Architecture invariant: this crate does no I/O and pulls in no heavy dependency. Fakes of
 //! the ports live behind the `testing` feature.
 
+pub mod cache;
 pub mod credential;
+pub mod endpoint;
 mod id;
 mod json;
 mod name;
@@ -18,10 +20,11 @@ pub mod testing;
 pub mod vars;
 
 pub use credential::{CheckOutcome, CredentialCheck, CredentialKind};
+pub use endpoint::{AllowedEndpoints, EndpointError, Origin};
 pub use id::{ApiKeyId, CredentialId, PoolId, RunId, SecretId, WorkspaceId};
 pub use json::canonical_json;
 pub use name::{IdempotencyKey, Name, NameError};
 pub use pool::{FieldError, PoolLimits, PoolType};
 pub use role::{Action, Role};
 pub use run::{Failure, FailureReason, RunState, TransitionError};
-pub use vars::JobVars;
+pub use vars::{JobVars, Variables};

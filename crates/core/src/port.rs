@@ -1,6 +1,7 @@
 //! The ports through which the engine reaches executors: [`FlowRunner`] for managed runs
 //! (WebAssembly sandboxes) and [`PushBackend`] for runs pushed into a customer's cloud; and
-//! [`SecretSource`], through which they get a workspace's sealed material opened.
+//! [`SecretSource`], through which they get a workspace's sealed material opened; and
+//! [`IdentityTokens`], through which they get Ferry's own OIDC tokens for keyless cloud access.
 //! Implementations live in their own crates; fakes in [`crate::testing`].
 
 use std::fmt;
@@ -128,17 +129,45 @@ pub enum PushStatus {
     Gone,
 }
 
-/// An error from a push backend's call to its cloud.
+/// An error from a push backend's call to its cloud: the typed failure a tenant sees, and
+/// what only the operator may see.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{failure}")]
 pub struct PushError {
     pub failure: Failure,
+    /// The upstream error's whole chain (SDK transport, token minting, response bodies):
+    /// logged for the operator, never put in a tenant-visible field.
+    pub detail: Option<String>,
 }
 
 impl PushError {
     pub fn new(reason: crate::FailureReason, message: impl Into<String>) -> Self {
         Self {
             failure: Failure::new(reason, message),
+            detail: None,
+        }
+    }
+
+    /// A failure whose `message` the tenant sees, with `upstream`'s chain kept for the
+    /// operator's log only.
+    pub fn upstream(
+        reason: crate::FailureReason,
+        message: impl Into<String>,
+        upstream: &(dyn std::error::Error + 'static),
+    ) -> Self {
+        let mut detail = upstream.to_string();
+        let mut source = upstream.source();
+        while let Some(s) = source {
+            let text = s.to_string();
+            if !detail.contains(&text) {
+                detail.push_str(": ");
+                detail.push_str(&text);
+            }
+            source = s.source();
+        }
+        Self {
+            failure: Failure::new(reason, message),
+            detail: Some(detail),
         }
     }
 
@@ -217,6 +246,50 @@ pub trait SecretSource: Send + Sync {
     async fn aws_external_id(&self, ws: WorkspaceId) -> Result<Option<String>, SecretsError> {
         let _ = ws;
         Ok(None)
+    }
+}
+
+/// The subject of the identity tokens Ferry mints for workspace `ws`'s pool `pool`:
+/// `workspace:<workspace id>:pool:<pool name>`. What a customer's cloud trusts (a workload
+/// identity pool's attribute condition, an IAM role's trust policy) names this.
+pub fn identity_subject(ws: WorkspaceId, pool: &Name) -> String {
+    format!("workspace:{ws}:pool:{pool}")
+}
+
+/// Mints Ferry's own OIDC identity tokens: short-lived JWTs signed by Ferry's issuer (its
+/// discovery document and JWKS are public), with subject [`identity_subject`] and the
+/// audience the customer's cloud expects. A cloud that trusts Ferry's issuer for that subject
+/// exchanges one for credentials (Google STS, AWS `AssumeRoleWithWebIdentity`): keyless
+/// access that never involves Ferry's own host identity. The server's issuer implements it.
+#[async_trait]
+pub trait IdentityTokens: Send + Sync {
+    /// A token for workspace `ws`'s pool `pool`, for `audience`.
+    async fn mint(
+        &self,
+        ws: WorkspaceId,
+        pool: &Name,
+        audience: &str,
+    ) -> Result<SecretString, SecretsError>;
+}
+
+impl fmt::Debug for dyn IdentityTokens {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityTokens")
+    }
+}
+
+/// An [`IdentityTokens`] that mints nothing: for processes and tests without an issuer.
+/// Keyless credentials fail with its message; every other kind works.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoIdentityTokens;
+
+#[async_trait]
+impl IdentityTokens for NoIdentityTokens {
+    async fn mint(&self, _: WorkspaceId, _: &Name, _: &str) -> Result<SecretString, SecretsError> {
+        Err(SecretsError(
+            "this Ferry has no OIDC issuer configured, so keyless credentials cannot be used"
+                .into(),
+        ))
     }
 }
 

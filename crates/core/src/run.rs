@@ -157,6 +157,9 @@ pub enum FailureReason {
     StoppedExternally,
     /// No executor for the run's pool type could take it.
     Unavailable,
+    /// The cloud's status of the job could not be read for too long (errors, garbage): the
+    /// run cannot be followed. Not retried: the job may still be running.
+    StatusUnknown,
     /// Anything else that went wrong on Ferry's side.
     Internal,
 }
@@ -177,6 +180,7 @@ impl FailureReason {
                 | WorkerLost
                 | StoppedExternally
                 | Unavailable
+                | StatusUnknown
                 | Internal
         )
     }
@@ -229,6 +233,7 @@ impl FailureReason {
             WorkerLost => "worker_lost",
             StoppedExternally => "stopped_externally",
             Unavailable => "unavailable",
+            StatusUnknown => "status_unknown",
             Internal => "internal",
         }
     }
@@ -248,16 +253,31 @@ impl fmt::Display for FailureReason {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Failure {
     pub reason: FailureReason,
+    /// What the tenant sees (a run's `state_message`): built from typed facts and the cloud
+    /// API's own message about the tenant's own resources, never upstream transport or token
+    /// text; at most [`Failure::MAX_MESSAGE_CHARS`] characters.
     pub message: String,
 }
 
 impl Failure {
+    /// The longest message a tenant is shown.
+    pub const MAX_MESSAGE_CHARS: usize = 512;
+
     pub fn new(reason: FailureReason, message: impl Into<String>) -> Self {
         Self {
             reason,
-            message: message.into(),
+            message: tenant_text(message),
         }
     }
+}
+
+/// `message`, cut to what a tenant-visible field holds ([`Failure::MAX_MESSAGE_CHARS`]).
+pub fn tenant_text(message: impl Into<String>) -> String {
+    let mut message: String = message.into();
+    if let Some((cut, _)) = message.char_indices().nth(Failure::MAX_MESSAGE_CHARS) {
+        message.truncate(cut);
+    }
+    message
 }
 
 impl fmt::Display for Failure {
@@ -270,6 +290,15 @@ impl fmt::Display for Failure {
 mod tests {
     use super::*;
     use RunState::*;
+
+    #[test]
+    fn failure_messages_are_cut_at_512_characters() {
+        let long = "é".repeat(600);
+        let f = Failure::new(FailureReason::Internal, long);
+        assert_eq!(f.message.chars().count(), Failure::MAX_MESSAGE_CHARS);
+        let short = Failure::new(FailureReason::Internal, "short");
+        assert_eq!(short.message, "short");
+    }
 
     /// Every allowed edge, written out once more by hand: the table must equal this list.
     const ALLOWED: &[(RunState, RunState)] = &[
@@ -360,6 +389,7 @@ mod tests {
             (WorkerLost, "worker_lost", Crashed, true),
             (StoppedExternally, "stopped_externally", Crashed, false),
             (Unavailable, "unavailable", Crashed, false),
+            (StatusUnknown, "status_unknown", Crashed, false),
             (Internal, "internal", Crashed, true),
         ];
         for (r, s, state, retry) in cases {

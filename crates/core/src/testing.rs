@@ -7,7 +7,9 @@
 //! - `{"crash": "message"}` — end `crashed` with reason `worker_lost` (retryable);
 //! - `{"result": <json>}` — the result on success (default `{"ok": true}`);
 //! - `{"log": ["a", "b"]}` — log lines written before the end;
-//! - `{"polls": 3}` — (push) polls reporting `running` before the outcome.
+//! - `{"polls": 3}` — (push) polls reporting `running` before the outcome;
+//! - `{"unreadable": true}` — (push) every poll fails (the cloud answers garbage or 5xx);
+//! - `{"throttle": 3}` — (push) the first 3 submissions are throttled (transient).
 //!
 //! Both keep a journal of what they were asked to do, so tests can prove no run was executed
 //! or submitted twice.
@@ -152,6 +154,8 @@ pub struct FakePushBackend {
     pub journal: Journal,
     /// How many times `submit` was called (a retry that found the task does not count).
     pub submit_calls: Arc<std::sync::atomic::AtomicUsize>,
+    /// Submissions throttled so far, per (run, attempt).
+    throttled: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 impl FakePushBackend {
@@ -161,6 +165,14 @@ impl FakePushBackend {
 
     fn with_tasks<R>(&self, f: impl FnOnce(&mut HashMap<String, FakeTask>) -> R) -> R {
         f(&mut self.tasks.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Whether a stop was asked for attempt `attempt` of `run`.
+    pub fn cancel_requested(&self, run: RunId, attempt: u32) -> bool {
+        self.with_tasks(|t| {
+            t.get(&format!("fake-task/{run}/{attempt}"))
+                .is_some_and(|task| task.cancelled)
+        })
     }
 
     /// Removes a task behind Ferry's back, as an operator deleting it in the console would.
@@ -185,6 +197,20 @@ impl PushBackend for FakePushBackend {
     async fn submit(&self, job: &RunJob) -> Result<Value, PushError> {
         if let Some(msg) = instruction_str(&job.parameters, "reject") {
             return Err(PushError::new(FailureReason::InvalidConfig, msg));
+        }
+        if let Some(n) = instruction_u64(&job.parameters, "throttle") {
+            let mut throttled = self
+                .throttled
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let so_far = throttled.entry(Self::key(job)).or_default();
+            if *so_far < n {
+                *so_far += 1;
+                return Err(PushError::new(
+                    FailureReason::Throttled,
+                    "Rate exceeded (429)",
+                ));
+            }
         }
         self.submit_calls
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -224,6 +250,12 @@ impl PushBackend for FakePushBackend {
                     let Some(task) = tasks.get_mut(&Self::key(job)) else {
                         return Ok(PushStatus::Gone);
                     };
+                    if task.params.get("unreadable").is_some() {
+                        return Err(PushError::new(
+                            FailureReason::Internal,
+                            "the status could not be read (HTTP 500)",
+                        ));
+                    }
                     if task.cancelled {
                         return Ok(PushStatus::Cancelled);
                     }

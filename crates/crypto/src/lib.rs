@@ -2,12 +2,14 @@
 //! peppered HMAC-SHA-256 for storage; secret files created with mode 0600; and envelope
 //! encryption — a root key ([`Keyring`]; the local key file by default) wraps each workspace's
 //! key, which wraps a fresh data key per write, which seals the value with AES-256-GCM bound
-//! to its place (see [`envelope`]).
+//! to its place (see [`envelope`]); and the ES256 keys and tokens of Ferry's OIDC issuer
+//! ([`jwt`]).
 //!
 //! Secrets in memory are `secrecy` types or zeroized buffers: redacted in `Debug`, zeroized
 //! on drop.
 
 pub mod envelope;
+pub mod jwt;
 mod keyring;
 mod secret_file;
 mod token;

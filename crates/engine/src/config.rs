@@ -19,6 +19,10 @@ pub struct Config {
     pub claim_batch: u32,
     /// Most managed runs executing at once in this process.
     pub managed_slots: usize,
+    /// The memory (MiB) the managed runs this process holds may ask for in all: a run is
+    /// claimed only when its memory limit fits in what is left, and waits `scheduled`
+    /// otherwise. `None`: no budget (tests).
+    pub managed_memory_mb: Option<u64>,
     /// Most pushed runs held (submitted and being watched) at once.
     pub push_slots: usize,
     /// Extra wall time past a run's timeout before the engine's own backstop fires.
@@ -27,6 +31,10 @@ pub struct Config {
     /// execution not yet running) before it is stopped and counts as `crashed:
     /// start_deadline` (retried if its pool allows).
     pub start_deadline: Duration,
+    /// Polls in a row that may fail (5xx, timeouts, garbage) before a pushed run is given up:
+    /// a running one ends `crashed` (`status_unknown`), a cancelling one `cancelled` with a
+    /// note that the stop was not confirmed. Its max runtime is enforced meanwhile.
+    pub failed_poll_limit: u32,
 }
 
 impl Config {
@@ -39,9 +47,11 @@ impl Config {
             push_poll_interval: Duration::from_secs(5),
             claim_batch: 64,
             managed_slots: 64,
+            managed_memory_mb: None,
             push_slots: 10_000,
             timeout_grace: Duration::from_secs(2),
             start_deadline: Duration::from_secs(15 * 60),
+            failed_poll_limit: 60,
         }
     }
 }

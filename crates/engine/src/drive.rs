@@ -287,24 +287,71 @@ async fn drive_managed(inner: &Inner, run: Run) -> Result<Run, Abandon> {
 }
 
 /// Calls the cloud, retrying transient errors a few times with backoff.
-async fn with_retries<T, F, Fut>(what: &str, run: &Run, mut call: F) -> Result<T, PushError>
+/// Logs a cloud call's failure for the operator, with the upstream detail the tenant never sees.
+fn log_failure(run: &Run, what: &str, e: &PushError) {
+    tracing::warn!(
+        run_id = %run.id,
+        error = %e,
+        detail = e.detail.as_deref().unwrap_or(""),
+        "{what} failed"
+    );
+}
+
+/// Calls `call` until it succeeds, fails for good, or transient failures (throttling, 5xx,
+/// capacity) have used up the start deadline: retried with jittered exponential backoff (200 ms
+/// doubling to 30 s), each retry a run event. Stops early when the run must stop here (a
+/// cancel request, a lost lease).
+async fn with_retries<T, F, Fut>(
+    inner: &Inner,
+    what: &str,
+    run: &Run,
+    mut call: F,
+) -> Result<T, PushError>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, PushError>>,
 {
+    let budget = inner.config.start_deadline;
+    let began = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(200);
-    let mut tries = 0;
+    let mut tries = 0u32;
     loop {
-        match call().await {
+        let e = match call().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.is_transient() && tries < 3 => {
-                tries += 1;
-                tracing::warn!(run_id = %run.id, error = %e, tries, "{what} failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
+            Err(e) if e.is_transient() => e,
             Err(e) => return Err(e),
+        };
+        // Half to all of `delay`, so many runs throttled together do not retry in step.
+        let wait = delay.mul_f64(rand::random::<f64>().mul_add(0.5, 0.5));
+        let stop = inner.held().get(&run.id).map(|h| h.stop.clone());
+        if began.elapsed() + wait > budget || stop.as_ref().is_some_and(|s| s.is_cancelled()) {
+            return Err(e);
         }
+        tries += 1;
+        tracing::warn!(run_id = %run.id, error = %e, detail = e.detail.as_deref().unwrap_or(""), tries, "{what} failed; retrying");
+        let cause = format!(
+            "{what} failed ({}: {}); retry {tries} in {} ms",
+            e.failure.reason,
+            e.failure.message,
+            wait.as_millis()
+        );
+        if inner
+            .store
+            .run_note(run.id, run.generation, &cause)
+            .await
+            .is_err()
+        {
+            // No longer this owner's run.
+            return Err(e);
+        }
+        match stop {
+            Some(stop) => tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = stop.cancelled() => return Err(e),
+            },
+            None => tokio::time::sleep(wait).await,
+        }
+        delay = (delay * 2).min(Duration::from_secs(30));
     }
 }
 
@@ -334,7 +381,7 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
     }
     // A previous owner may have submitted this attempt before it died: look first.
     if run.submit_intent.is_some() || run.infrastructure.is_some() {
-        match with_retries("Looking for an earlier submission", &run, || {
+        match with_retries(inner, "Looking for an earlier submission", &run, || {
             backend.find(&job)
         })
         .await
@@ -355,7 +402,10 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
                 return apply(inner, &run, change).await;
             }
             Ok(None) => {}
-            Err(e) => return apply(inner, &run, crash_or_retry(&run, e.failure)).await,
+            Err(e) => {
+                log_failure(&run, "Looking for an earlier submission", &e);
+                return apply(inner, &run, crash_or_retry(&run, e.failure)).await;
+            }
         }
     }
     if run.state == RunState::Cancelling
@@ -389,7 +439,7 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
     // A submission that failed transiently may have succeeded anyway (a timeout after the
     // cloud acted): before each retry, look for it first.
     let tried = std::sync::atomic::AtomicBool::new(false);
-    let submitted = with_retries("Submitting", &run, || async {
+    let submitted = with_retries(inner, "Submitting", &run, || async {
         if tried.swap(true, std::sync::atomic::Ordering::SeqCst) {
             if let Some(found) = backend.find(&job).await? {
                 return Ok(found);
@@ -411,8 +461,12 @@ async fn drive_push(inner: &Inner, run: Run) -> Result<Run, Abandon> {
             };
             apply(inner, &run, change).await
         }
-        Err(e) if e.is_transient() => apply(inner, &run, crash_or_retry(&run, e.failure)).await,
+        Err(e) if e.is_transient() => {
+            log_failure(&run, "Submitting", &e);
+            apply(inner, &run, crash_or_retry(&run, e.failure)).await
+        }
         Err(e) => {
+            log_failure(&run, "Submitting", &e);
             apply(
                 inner,
                 &run,
@@ -464,10 +518,15 @@ async fn reconcile_one(
     status: Result<PushStatus, PushError>,
 ) -> Result<Run, Abandon> {
     let status = match status {
-        Ok(s) => s,
+        Ok(s) => {
+            if let Some(h) = inner.held().get_mut(&run.id) {
+                h.failed_polls = 0;
+            }
+            s
+        }
         Err(e) => {
-            tracing::warn!(run_id = %run.id, error = %e, "Polling a pushed run failed; will retry");
-            return Ok(run.clone());
+            log_failure(run, "Polling a pushed run", &e);
+            return unreadable(inner, backend, run, job, cancel_sent).await;
         }
     };
     match &status {
@@ -544,6 +603,55 @@ async fn reconcile_one(
     }
 }
 
+/// A poll that failed. Nothing waits on the cloud forever: a cancel is still sent, the max
+/// runtime still enforced, and after `failed_poll_limit` failures in a row the run ends —
+/// `cancelled` (the stop not confirmed) if it was being cancelled, else `crashed`
+/// (`status_unknown`, not retried: the job may still be running).
+async fn unreadable(
+    inner: &Inner,
+    backend: &dyn PushBackend,
+    run: &Run,
+    job: &RunJob,
+    cancel_sent: bool,
+) -> Result<Run, Abandon> {
+    let failures = inner.held().get_mut(&run.id).map_or(1, |h| {
+        h.failed_polls += 1;
+        h.failed_polls
+    });
+    let limit = inner.config.failed_poll_limit.max(1);
+    if run.state == RunState::Cancelling {
+        if !cancel_sent {
+            send_cancel(inner, backend, run, job).await;
+        }
+        if failures < limit {
+            return Ok(run.clone());
+        }
+        let cause = format!(
+            "stop requested, not confirmed: the cloud's status could not be read {failures} times in a row"
+        );
+        return apply(inner, run, Change::to(RunState::Cancelled, cause)).await;
+    }
+    let timeout_s = job.limits.timeout_s.unwrap_or(u32::MAX);
+    let overdue = run
+        .started_at
+        .is_some_and(|t| Utc::now() - t > chrono::Duration::seconds(i64::from(timeout_s)));
+    if !overdue && failures < limit {
+        return Ok(run.clone());
+    }
+    // Best effort: a stop the cloud may still act on.
+    send_cancel(inner, backend, run, job).await;
+    let why = if overdue {
+        format!("ran past its maximum runtime of {timeout_s}s while its status could not be read")
+    } else {
+        format!("its status could not be read {failures} times in a row")
+    };
+    let f = Failure::new(
+        FailureReason::StatusUnknown,
+        format!("{why}; a stop was requested"),
+    );
+    apply(inner, run, crash_or_retry(run, f)).await
+}
+
 async fn send_cancel(inner: &Inner, backend: &dyn PushBackend, run: &Run, job: &RunJob) {
     match backend.cancel(job).await {
         Ok(()) => {
@@ -551,8 +659,6 @@ async fn send_cancel(inner: &Inner, backend: &dyn PushBackend, run: &Run, job: &
                 h.cancel_sent = true;
             }
         }
-        Err(e) => {
-            tracing::warn!(run_id = %run.id, error = %e, "Stopping a pushed run failed; will retry")
-        }
+        Err(e) => log_failure(run, "Stopping a pushed run", &e),
     }
 }

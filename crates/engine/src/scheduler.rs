@@ -51,6 +51,8 @@ pub(crate) struct Held {
     pub lost: bool,
     /// A stop request has been sent to the cloud for this run.
     pub cancel_sent: bool,
+    /// Polls of this run that failed in a row.
+    pub failed_polls: u32,
 }
 
 pub(crate) struct Inner {
@@ -219,7 +221,10 @@ impl Scheduler {
                 .saturating_sub(self.inner.count_held(false));
             let limit = free.min(cfg.claim_batch as usize) as u32;
             if limit > 0 {
-                claimed.extend(self.claim(&[PoolType::Managed], limit).await?);
+                claimed.extend(
+                    self.claim(&[PoolType::Managed], limit, cfg.managed_memory_mb)
+                        .await?,
+                );
             }
         }
         let push_types = self.inner.executors.push_types();
@@ -227,7 +232,7 @@ impl Scheduler {
             let free = cfg.push_slots.saturating_sub(self.inner.count_held(true));
             let limit = free.min(cfg.claim_batch as usize) as u32;
             if limit > 0 {
-                claimed.extend(self.claim(&push_types, limit).await?);
+                claimed.extend(self.claim(&push_types, limit, None).await?);
             }
         }
         let n = claimed.len();
@@ -237,13 +242,18 @@ impl Scheduler {
         Ok(n)
     }
 
-    async fn claim(&self, types: &[PoolType], limit: u32) -> Result<Vec<Run>, ferry_store::Error> {
+    async fn claim(
+        &self,
+        types: &[PoolType],
+        limit: u32,
+        memory_budget_mb: Option<u64>,
+    ) -> Result<Vec<Run>, ferry_store::Error> {
         let now = Utc::now();
         let until = now + self.inner.config.lease_ttl;
         let runs = self
             .inner
             .store
-            .runs_claim(self.owner(), now, until, limit, types)
+            .runs_claim_within(self.owner(), now, until, limit, types, memory_budget_mb)
             .await?;
         let mut held = self.inner.held();
         for run in &runs {
@@ -255,6 +265,7 @@ impl Scheduler {
                     stop: CancellationToken::new(),
                     lost: false,
                     cancel_sent: false,
+                    failed_polls: 0,
                 },
             );
         }

@@ -11,6 +11,7 @@
 mod backend;
 mod clients;
 mod limiter;
+pub mod permissions;
 pub mod spec;
 pub mod status;
 mod validate;
@@ -19,9 +20,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_credential_types::provider::SharedCredentialsProvider;
-pub use ferry_core::port::RunTokens;
+pub use ferry_core::port::{IdentityTokens, RunTokens};
+pub use ferry_core::AllowedEndpoints;
 
 pub use backend::EcsBackend;
+pub use clients::STS_AUDIENCE;
 pub use spec::{spec_for, EcsJobSpec, FieldError};
 
 /// How [`EcsBackend`] reaches AWS.
@@ -34,8 +37,15 @@ pub struct EcsConfig {
     /// Ferry's own identity, which assumes customers' roles. `None`: the SDK's standard
     /// provider chain (environment, web identity, ECS container, instance metadata).
     pub ferry_identity: Option<SharedCredentialsProvider>,
+    /// The origins a pool's `endpoint` may name (the operator's `FERRY_ALLOWED_ENDPOINTS`);
+    /// a template naming another is refused before its credential is opened.
+    pub allowed_endpoints: AllowedEndpoints,
     /// Mints each task's `FERRY_RUN_TOKEN`.
     pub run_tokens: Arc<dyn RunTokens>,
+    /// Ferry's OIDC issuer: the tokens an `aws-web-identity` credential presents to
+    /// `AssumeRoleWithWebIdentity` (subject = the run's workspace and pool, audience
+    /// `sts.amazonaws.com`).
+    pub identity_tokens: Arc<dyn IdentityTokens>,
 }
 
 impl fmt::Debug for EcsConfig {
@@ -43,6 +53,7 @@ impl fmt::Debug for EcsConfig {
         f.debug_struct("EcsConfig")
             .field("endpoint_url", &self.endpoint_url)
             .field("ferry_identity", &self.ferry_identity.is_some())
+            .field("allowed_endpoints", &self.allowed_endpoints.to_string())
             .finish_non_exhaustive()
     }
 }

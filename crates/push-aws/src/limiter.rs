@@ -1,6 +1,8 @@
-//! A token bucket per AWS account and region, taken before every ECS call, so a burst of runs
-//! (or several pools on one account) stays under ECS's API rate limits instead of turning
-//! into throttling errors; the SDK's own retries with backoff handle what still gets through.
+//! A token bucket per workspace credential and region, taken before every ECS call, so a burst
+//! of runs (or several pools on one credential) stays under ECS's API rate limits instead of
+//! turning into throttling errors; the SDK's own retries with backoff handle what still gets
+//! through. Keyed by what Ferry knows, not by the account id a tenant wrote, so no tenant can
+//! spend another's budget by naming its account.
 //! Waiters queue fairly: each takes a token ahead of time and sleeps off its deficit.
 
 use std::sync::Mutex;

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::JobVars;
+use ferry_core::{JobVars, Origin, Variables};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -66,8 +66,16 @@ pub struct EcsJobSpec {
     pub endpoint: Option<String>,
 }
 
-/// The variables a template or a run may set; anything else is refused.
-pub const VARIABLES: [&str; 18] = [
+/// What ecs pools take: every variable a template may set; what their runs may set by
+/// default (what the container runs and with how much — identity, placement and the endpoint
+/// only when the pool's `run_variables` lists them; the endpoint never).
+pub const VARIABLES: Variables = Variables {
+    pool_type: "ecs",
+    known: &KNOWN,
+    run_default: &["image", "command", "env", "cpu", "memory", "tags"],
+};
+
+const KNOWN: [&str; 18] = [
     "region",
     "cluster",
     "image",
@@ -106,7 +114,7 @@ fn fargate_memory_ok(cpu: u32, memory: u32) -> bool {
 /// Merges `variables` over `template` (each top-level variable replaces the template's) and
 /// checks the result. Every problem is reported, not only the first.
 pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<FieldError>> {
-    let mut c = JobVars::merge(template, variables, &VARIABLES, "ecs");
+    let mut c = JobVars::merge(template, variables, &VARIABLES);
 
     let region = c.opt_str("region").filter(|r| c.check_region(r));
     let cluster = c.opt_str("cluster").unwrap_or_else(|| "default".to_owned());
@@ -285,9 +293,10 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<EcsJobSpec, Vec<F
     }
     let endpoint = c.opt_str("endpoint");
     if let Some(e) = &endpoint {
-        let loopback = e.starts_with("http://127.0.0.1") || e.starts_with("http://localhost");
-        if !(e.starts_with("https://") || loopback) || e.chars().any(char::is_whitespace) {
-            c.err("endpoint", "must be an https:// URL");
+        // Only its form here; whether the operator allows it is checked where the operator's
+        // list is known (the server, and the backend before any call).
+        if let Err(e) = Origin::parse(e) {
+            c.err("endpoint", e.to_string());
         }
     }
 
@@ -439,14 +448,58 @@ impl EcsChecks for JobVars {
 mod tests {
     use super::*;
 
+    /// A template letting runs set every variable they ever may, so the cases below check
+    /// the values.
     fn base() -> Value {
+        let runs_may_set: Vec<&str> = KNOWN.into_iter().filter(|k| *k != "endpoint").collect();
         json!({
             "region": "eu-west-1",
             "cluster": "flows",
             "image": "public.ecr.aws/docker/library/python:3.12",
             "subnets": ["subnet-0abc"],
             "security_groups": ["sg-0abc"],
+            "run_variables": runs_may_set,
         })
+    }
+
+    #[test]
+    fn a_template_endpoint_must_be_an_origin() {
+        for (endpoint, ok) in [
+            ("https://ecs.eu-west-1.amazonaws.com", true),
+            ("http://127.0.0.1:5000", true),
+            ("https://ecs.eu-west-1.amazonaws.com/path", false),
+            ("https://user@ecs.eu-west-1.amazonaws.com", false),
+            ("ftp://x", false),
+            ("ecs.eu-west-1.amazonaws.com", false),
+        ] {
+            let mut t = base();
+            t["endpoint"] = json!(endpoint);
+            let errors = spec_for(&t, &Value::Null).err().unwrap_or_default();
+            let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+            assert_eq!(fields.is_empty(), ok, "{endpoint}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn by_default_runs_set_what_runs_and_with_how_much_only() {
+        let t = json!({
+            "region": "eu-west-1", "cluster": "flows", "image": "x:1",
+            "subnets": ["subnet-0abc"], "security_groups": ["sg-0abc"],
+        });
+        // Positive control.
+        assert!(spec_for(&t, &json!({"image": "y:2", "command": ["a"], "env": {"A": "1"}, "cpu": 512, "memory": 1024, "tags": {"a": "b"}})).is_ok());
+        for refused in [
+            json!({"task_role_arn": "arn:aws:iam::123456789012:role/other"}),
+            json!({"execution_role_arn": "arn:aws:iam::123456789012:role/other"}),
+            json!({"cluster": "other"}),
+            json!({"region": "us-east-1"}),
+            json!({"subnets": ["subnet-1"]}),
+            json!({"endpoint": "https://ecs.eu-west-1.amazonaws.com"}),
+            json!({"run_variables": ["cluster"]}),
+        ] {
+            let errors = spec_for(&t, &refused).err().unwrap_or_default();
+            assert_eq!(errors.len(), 1, "{refused}: {errors:?}");
+        }
     }
 
     fn fields(vars: Value) -> Vec<String> {
@@ -565,14 +618,9 @@ mod tests {
                 vec!["log_group"],
             ),
             (
-                json!({"endpoint": "https://ecs.eu-west-1.amazonaws.com"}),
-                vec![],
-            ),
-            (
-                json!({"endpoint": "http://ecs.example.com"}),
+                json!({"endpoint": "http://127.0.0.1:5000"}),
                 vec!["endpoint"],
             ),
-            (json!({"endpoint": "http://127.0.0.1:5000"}), vec![]),
             (json!({"region": "EU West"}), vec!["region"]),
             (
                 json!({"cluster": "arn:aws:ecs:eu-west-1:123456789012:cluster/flows"}),

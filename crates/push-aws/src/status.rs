@@ -200,26 +200,20 @@ where
             )
         }
         other => {
-            let text = chain(other);
+            // Transport, timeout and unreadable answers: the chain is the operator's.
+            let text = format!("{other:?}");
             let reason = if text.contains("AccessDenied") || text.contains("not authorized") {
                 FailureReason::PermissionDenied
             } else {
                 FailureReason::Internal
             };
-            PushError::new(reason, format!("{what}: {text}"))
+            PushError::upstream(
+                reason,
+                format!("{what}: AWS could not be reached or answered something unreadable"),
+                other,
+            )
         }
     }
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]

@@ -6,12 +6,15 @@
 //! - assume-role only: `sts:AssumeRole` with the workspace's external id (must succeed), and
 //!   without it (must be refused; if it is not, the trust policy does not require the
 //!   external id: a warning, as anyone who learns the role ARN could then use Ferry to reach it);
+//! - web-identity only: `sts:AssumeRoleWithWebIdentity` with Ferry's token for the pool (the
+//!   role's trust policy must trust Ferry's OIDC provider for that subject);
 //! - the pool's cluster (when a template names one or the default): `ecs:DescribeClusters`
 //!   (exists and is ACTIVE), `ecs:ListTasks` and `ecs:ListTaskDefinitions`.
 
+use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_ecs::config::http::HttpResponse;
 use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
-use ferry_core::port::RunJob;
+use ferry_core::port::{identity_subject, RunJob};
 use ferry_core::{CheckOutcome, CredentialCheck};
 
 use crate::backend::EcsBackend;
@@ -131,23 +134,48 @@ impl EcsBackend {
                     "sts:ExternalId required",
                     "assuming the role without the external id is refused, as it should be",
                 ),
-                Err(e) => CredentialCheck::new(
+                // Not proven: a failed check, since a role assumable without the external
+                // id lets any other customer of Ferry's principal act in this account.
+                Err(e) => failed(
                     "sts:ExternalId required",
-                    CheckOutcome::Warning,
                     format!(
-                        "could not tell whether the external id is required: {}",
+                        "could not prove that assuming {role_arn} needs the external id: {}",
                         said(&e)
                     ),
                 ),
-                Ok(_) => CredentialCheck::new(
+                Ok(_) => failed(
                     "sts:ExternalId required",
-                    CheckOutcome::Warning,
                     format!(
-                        "{role_arn} can be assumed without the external id: add the condition \
+                        "{role_arn} can be assumed without the external id (a confused deputy: \
+                         anyone using Ferry's principal could assume it): add the condition \
                          sts:ExternalId = {external_id} to its trust policy"
                     ),
                 ),
             });
+        }
+        if let Some(w) = &clients.web_identity {
+            let subject = identity_subject(job.workspace_id, &job.pool);
+            match w.provide_credentials().await {
+                Ok(_) => checks.push(passed(
+                    "sts:AssumeRoleWithWebIdentity",
+                    format!("Ferry's token (sub {subject}) assumed {}", w.role_arn),
+                )),
+                Err(e) => {
+                    checks.push(failed(
+                        "sts:AssumeRoleWithWebIdentity",
+                        format!(
+                            "Ferry's token could not assume {}: {}. The role's trust policy must \
+                             allow sts:AssumeRoleWithWebIdentity to the IAM OIDC provider of \
+                             Ferry's issuer, with conditions <provider>:aud = {} and \
+                             <provider>:sub = {subject}",
+                            w.role_arn,
+                            aws_sdk_ecs::error::DisplayErrorContext(&e),
+                            crate::STS_AUDIENCE,
+                        ),
+                    ));
+                    return checks;
+                }
+            }
         }
         match clients.customer_sts.get_caller_identity().send().await {
             Ok(out) => checks.push(passed(

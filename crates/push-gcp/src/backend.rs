@@ -238,7 +238,13 @@ fn is_attempt(e: &Execution, run: &str, attempt: &str) -> bool {
 impl CloudRunBackend {
     pub fn new(secrets: Arc<dyn SecretSource>, config: GcpConfig) -> Self {
         Self {
-            clients: Clients::new(secrets, config.endpoint.clone(), DEFAULT_CALL_TIMEOUT),
+            clients: Clients::new(
+                secrets,
+                config.identity_tokens.clone(),
+                config.endpoint.clone(),
+                config.allowed_endpoints.clone(),
+                DEFAULT_CALL_TIMEOUT,
+            ),
             config,
             jobs: Mutex::new(HashMap::new()),
             attempted: Mutex::new(HashSet::new()),
@@ -481,6 +487,7 @@ impl CloudRunBackend {
             .clients
             .client(
                 job.workspace_id,
+                &job.pool,
                 job.credential.as_ref(),
                 spec.endpoint.as_deref(),
             )
@@ -598,6 +605,7 @@ impl CloudRunBackend {
     pub async fn delete_idle_jobs(
         &self,
         ws: WorkspaceId,
+        pool: &Name,
         credential: &Name,
         template: &Value,
         older_than: Duration,
@@ -611,7 +619,7 @@ impl CloudRunBackend {
         })?;
         let client = self
             .clients
-            .client(ws, Some(credential), spec.endpoint.as_deref())
+            .client(ws, pool, Some(credential), spec.endpoint.as_deref())
             .await?;
         let workspace = ws.to_string();
         let cutoff = chrono::Utc::now().timestamp()
@@ -686,23 +694,30 @@ impl CloudRunBackend {
     }
 
     /// The live, side-effect-free permission check of workspace `ws`'s credential `credential`
-    /// for a pool with `template` (see [`validate::validate`]).
+    /// for its pool `pool` with `template` (see [`validate::validate`]).
     pub async fn validate(
         &self,
         ws: WorkspaceId,
+        pool: &Name,
         credential: &Name,
         template: Option<&Value>,
     ) -> Vec<Check> {
+        let endpoint = template
+            .and_then(|t| t.get("endpoint"))
+            .and_then(Value::as_str);
+        let endpoint = match self.clients.endpoint(endpoint) {
+            Ok(e) => e,
+            Err(e) => return vec![Check::failed("endpoint", e.failure.message)],
+        };
         match self.clients.open(ws, Some(credential)).await {
             Ok((_, kind, material)) => {
-                let endpoint = template
-                    .and_then(|t| t.get("endpoint"))
-                    .and_then(Value::as_str);
-                validate::validate(
+                let federation = self.clients.federation(ws, pool);
+                validate::validate_as(
                     kind,
                     &material,
                     template,
-                    self.clients.endpoint(endpoint).as_deref(),
+                    endpoint.as_deref(),
+                    Some(&federation),
                 )
                 .await
             }
@@ -720,6 +735,7 @@ impl PushBackend for CloudRunBackend {
             .clients
             .client(
                 job.workspace_id,
+                &job.pool,
                 job.credential.as_ref(),
                 spec.endpoint.as_deref(),
             )
@@ -767,6 +783,7 @@ impl PushBackend for CloudRunBackend {
                         .clients
                         .client(
                             job.workspace_id,
+                            &job.pool,
                             job.credential.as_ref(),
                             endpoint.as_deref(),
                         )
@@ -814,6 +831,7 @@ impl PushBackend for CloudRunBackend {
             .clients
             .client(
                 job.workspace_id,
+                &job.pool,
                 job.credential.as_ref(),
                 endpoint.as_deref(),
             )
@@ -841,8 +859,14 @@ mod tests {
     use super::*;
 
     fn spec(vars: Value) -> CloudRunJobSpec {
-        let t =
-            json!({"project": "acme-flows", "region": "europe-west1", "image": "ghcr.io/a/b:1"});
+        let runs_may_set: Vec<&str> = crate::spec::VARIABLES
+            .known
+            .iter()
+            .copied()
+            .filter(|k| *k != "endpoint")
+            .collect();
+        let t = json!({"project": "acme-flows", "region": "europe-west1",
+            "image": "ghcr.io/a/b:1", "run_variables": runs_may_set});
         spec_for(&t, &vars).unwrap_or_else(|e| panic!("{e:?}"))
     }
 

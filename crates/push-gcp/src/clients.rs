@@ -4,17 +4,24 @@
 //!
 //! A `gcp-service-account-key` signs its own bearer tokens (google-cloud-auth's self-signed
 //! JWT: no token exchange), and is proved able to sign before a client is made, so a broken key
-//! never reaches Google. A `gcp-workload-identity` configuration exchanges its subject token at
-//! Google's STS, as google-cloud-auth does.
+//! never reaches Google. A `gcp-workload-identity` configuration presents Ferry's own OIDC
+//! token (minted through [`IdentityTokens`] for the run's workspace and pool, audience = the
+//! configuration's) to Google's STS through google-cloud-auth's programmatic subject token
+//! source: never a token read from Ferry's own host. Its clients are cached per pool too, as
+//! the token's subject names the pool.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ferry_core::port::{PushError, SecretSource};
-use ferry_core::{CredentialKind, FailureReason, Name, WorkspaceId};
+use ferry_core::cache::Bounded;
+use ferry_core::port::{identity_subject, IdentityTokens, PushError, SecretSource};
+use ferry_core::{AllowedEndpoints, CredentialKind, FailureReason, Name, WorkspaceId};
+use google_cloud_auth::credentials::subject_token::{
+    Builder as SubjectTokenBuilder, SubjectToken, SubjectTokenProvider,
+};
 use google_cloud_auth::credentials::{external_account, service_account};
 use google_cloud_auth::credentials::{AccessTokenCredentials, Credentials};
+use google_cloud_auth::errors::SubjectTokenProviderError;
 use google_cloud_run_v2::client::{Executions, Jobs};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
@@ -27,6 +34,72 @@ pub(crate) struct ClientKey {
     pub(crate) credential: String,
     pub(crate) material: [u8; 32],
     pub(crate) endpoint: Option<String>,
+    /// The pool whose subject the tokens name (workload identity only; `None` otherwise, so
+    /// a key's clients are shared by the workspace's pools).
+    pub(crate) pool: Option<Name>,
+}
+
+/// For whom a workload identity's token is minted: a workspace's pool.
+#[derive(Clone)]
+pub(crate) struct Federation {
+    pub(crate) tokens: Arc<dyn IdentityTokens>,
+    pub(crate) workspace: WorkspaceId,
+    pub(crate) pool: Name,
+    /// The operator's origins, where a `token_url` not on Google's STS must be.
+    pub(crate) allowed: AllowedEndpoints,
+}
+
+/// Google's STS, where Ferry's tokens are exchanged unless the operator allows another origin.
+const GOOGLE_STS: &str = "https://sts.googleapis.com";
+
+/// Whether Ferry may send its token to `token_url` (checked again here: the material may have
+/// been sealed under another operator's list).
+fn token_url_allowed(token_url: &str, allowed: &AllowedEndpoints) -> bool {
+    let google = ferry_core::Origin::parse(GOOGLE_STS).ok();
+    let origin = ferry_core::Origin::of_url(token_url).ok();
+    (origin.is_some() && origin == google) || allowed.check_url(token_url).is_ok()
+}
+
+impl std::fmt::Debug for Federation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Federation")
+            .field("workspace", &self.workspace)
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
+}
+
+/// google-cloud-auth's subject token source for a workload identity: a fresh token of Ferry's
+/// issuer at every exchange.
+#[derive(Debug)]
+struct FerryToken {
+    federation: Federation,
+    audience: String,
+}
+
+/// Ferry could not mint its token (its database or root key is unavailable): transient.
+#[derive(Debug, thiserror::Error)]
+#[error("minting Ferry's identity token: {0}")]
+struct MintError(String);
+
+impl SubjectTokenProviderError for MintError {
+    fn is_transient(&self) -> bool {
+        true
+    }
+}
+
+impl SubjectTokenProvider for FerryToken {
+    type Error = MintError;
+
+    async fn subject_token(&self) -> Result<SubjectToken, MintError> {
+        let f = &self.federation;
+        let token = f
+            .tokens
+            .mint(f.workspace, &f.pool, &self.audience)
+            .await
+            .map_err(|e| MintError(e.0))?;
+        Ok(SubjectTokenBuilder::new(token.expose_secret()).build())
+    }
 }
 
 /// The clients of one credential and endpoint. Cheap to clone. (No `Debug`: it holds the
@@ -91,6 +164,20 @@ impl Identity {
                 if string("type") != Some("external_account") {
                     return Err(bad("type must be \"external_account\""));
                 }
+                // Material sealed before Ferry became the token source: it would read Ferry's
+                // own host identity. Never used; the customer re-registers it.
+                if obj.contains_key("credential_source") {
+                    return Err(bad(
+                        "it has a credential_source, which would present Ferry's own host \
+                         identity; register it again without credential_source (Ferry presents \
+                         its own OIDC token)",
+                    ));
+                }
+                for field in ["audience", "subject_token_type", "token_url"] {
+                    if string(field).is_none() {
+                        return Err(bad(&format!("{field} is missing")));
+                    }
+                }
                 Ok(Identity::WorkloadIdentity(value))
             }
             other => Err(err(
@@ -110,17 +197,38 @@ impl Identity {
                 .get("client_email")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
-            Identity::WorkloadIdentity(v) => v
-                .get("service_account_impersonation_url")
-                .and_then(Value::as_str)
-                .and_then(|u| u.rsplit('/').next())
-                .map(|s| s.trim_end_matches(":generateAccessToken").to_owned()),
+            Identity::WorkloadIdentity(v) => impersonated(v),
         }
     }
 
+    /// Who acts, for messages: the service account, or the federated principal of `pool`'s
+    /// subject in the workload identity pool.
+    pub(crate) fn principal(&self, federation: Option<&Federation>) -> Option<String> {
+        if let Some(email) = self.email() {
+            return Some(email);
+        }
+        let (Identity::WorkloadIdentity(v), Some(f)) = (self, federation) else {
+            return None;
+        };
+        let audience = v.get("audience").and_then(Value::as_str)?;
+        let pool = audience
+            .strip_prefix("//")?
+            .split_once("/providers/")
+            .map(|(pool, _)| pool)?;
+        Some(format!(
+            "principal://{pool}/subject/{}",
+            identity_subject(f.workspace, &f.pool)
+        ))
+    }
+
     /// google-cloud-auth credentials for this identity. A service-account key signs one token
-    /// here (locally, no network), so a key that cannot sign fails now, not at Google.
-    pub(crate) async fn credentials(&self, name: &str) -> Result<Credentials, PushError> {
+    /// here (locally, no network), so a key that cannot sign fails now, not at Google. A
+    /// workload identity presents Ferry's token for `federation`'s workspace and pool.
+    pub(crate) async fn credentials(
+        &self,
+        name: &str,
+        federation: Option<&Federation>,
+    ) -> Result<Credentials, PushError> {
         match self {
             Identity::ServiceAccount(key) => {
                 let creds = service_account::Builder::new(key.clone())
@@ -137,42 +245,119 @@ impl Identity {
                 prove(&creds, name).await?;
                 Ok(Credentials::from(creds))
             }
-            Identity::WorkloadIdentity(config) => external_account::Builder::new(config.clone())
-                .build()
-                .map_err(|e| {
+            Identity::WorkloadIdentity(config) => {
+                let federation = federation.ok_or_else(|| {
+                    err(
+                        FailureReason::InvalidConfig,
+                        format!(
+                            "credential {name} is a gcp-workload-identity, whose token names a \
+                             pool: use it through a pool"
+                        ),
+                    )
+                })?;
+                let token_url = config.get("token_url").and_then(Value::as_str);
+                if !token_url.is_some_and(|u| token_url_allowed(u, &federation.allowed)) {
+                    return Err(err(
+                        FailureReason::InvalidConfig,
+                        format!(
+                            "credential {name}'s token_url is neither on {GOOGLE_STS} nor on an \
+                             origin the operator allows (FERRY_ALLOWED_ENDPOINTS): Ferry sends \
+                             its identity tokens nowhere else"
+                        ),
+                    ));
+                }
+                workload_identity(config, federation).map_err(|e| {
                     err(
                         FailureReason::InvalidConfig,
                         format!("credential {name} is not a usable gcp-workload-identity: {e}"),
                     )
-                }),
+                })
+            }
         }
     }
 
-    /// A token, to prove the identity works (validation).
-    pub(crate) async fn token(&self, name: &str) -> Result<(), PushError> {
+    /// Credentials proved to make a token (validation): a workload identity exchanges
+    /// Ferry's token at the STS (and impersonates its service account, if it names one).
+    pub(crate) async fn proved(
+        &self,
+        name: &str,
+        federation: Option<&Federation>,
+    ) -> Result<Credentials, PushError> {
         match self {
-            Identity::ServiceAccount(_) => self.credentials(name).await.map(|_| ()),
-            Identity::WorkloadIdentity(config) => {
-                let creds = external_account::Builder::new(config.clone())
-                    .build_access_token_credentials()
-                    .map_err(|e| {
-                        err(
-                            FailureReason::InvalidConfig,
-                            format!("credential {name} is not a usable gcp-workload-identity: {e}"),
-                        )
-                    })?;
-                prove(&creds, name).await
+            Identity::ServiceAccount(_) => self.credentials(name, None).await,
+            Identity::WorkloadIdentity(_) => {
+                let creds = self.credentials(name, federation).await?;
+                match creds.headers(Default::default()).await {
+                    Ok(_) => Ok(creds),
+                    Err(e) if e.is_transient() => Err(err(
+                        FailureReason::Internal,
+                        format!("credential {name}: the token exchange failed for now: {e}"),
+                    )),
+                    Err(e) => Err(err(
+                        FailureReason::PermissionDenied,
+                        format!(
+                            "credential {name}: Google's STS refused Ferry's token ({e}); check \
+                             that the workload identity pool's provider trusts Ferry's issuer \
+                             and this audience, and that the principal may act"
+                        ),
+                    )),
+                }
             }
         }
     }
 }
 
+/// The service account a workload identity configuration impersonates, if any.
+fn impersonated(config: &Value) -> Option<String> {
+    let url = config
+        .get("service_account_impersonation_url")
+        .and_then(Value::as_str)?;
+    let email = url
+        .rsplit_once("/serviceAccounts/")?
+        .1
+        .strip_suffix(":generateAccessToken")?;
+    Some(email.to_owned())
+}
+
+/// Credentials that exchange Ferry's token at the configuration's STS for `federation`.
+fn workload_identity(
+    config: &Value,
+    federation: &Federation,
+) -> Result<Credentials, google_cloud_auth::build_errors::Error> {
+    let field = |k: &str| {
+        config
+            .get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let audience = field("audience");
+    let source = Arc::new(FerryToken {
+        federation: federation.clone(),
+        audience: audience.clone(),
+    });
+    let mut builder = external_account::ProgrammaticBuilder::new(source)
+        .with_audience(audience)
+        .with_subject_token_type(field("subject_token_type"))
+        .with_token_url(field("token_url"));
+    if let Some(email) = impersonated(config) {
+        // google-cloud-auth builds the IAM Credentials URL from the account; the server
+        // accepted only that origin.
+        builder = builder.with_target_principal(email);
+    }
+    if let Some(q) = config.get("quota_project_id").and_then(Value::as_str) {
+        builder = builder.with_quota_project_id(q);
+    }
+    builder.build()
+}
+
 async fn prove(creds: &AccessTokenCredentials, name: &str) -> Result<(), PushError> {
     match creds.access_token().await {
         Ok(_) => Ok(()),
-        Err(e) if e.is_transient() => Err(err(
+        Err(e) if e.is_transient() => Err(PushError::upstream(
             FailureReason::Internal,
-            format!("credential {name}: getting a token failed for now: {e}"),
+            format!("credential {name}: getting a token failed for now"),
+            &e,
         )),
         // The error may quote parts of the key's parsing: say only what failed.
         Err(_) => Err(err(
@@ -200,12 +385,13 @@ pub(crate) async fn build(
         jobs = jobs.with_endpoint(e);
         executions = executions.with_endpoint(e);
     }
-    let builder_err = |e| {
-        err(
+    fn builder_err<E: std::error::Error + 'static>(e: E) -> PushError {
+        PushError::upstream(
             FailureReason::Internal,
-            format!("making a Cloud Run client: {e}"),
+            "making a Cloud Run client failed",
+            &e,
         )
-    };
+    }
     let jobs = jobs.build().await.map_err(builder_err)?;
     let executions = executions.build().await.map_err(builder_err)?;
     Ok(Client {
@@ -215,25 +401,37 @@ pub(crate) async fn build(
     })
 }
 
+/// The most clients kept; past it the oldest are dropped and rebuilt on their next use.
+const CACHED: usize = 4096;
+
 pub(crate) struct Clients {
     secrets: Arc<dyn SecretSource>,
+    /// Ferry's OIDC tokens, for workload identities.
+    pub(crate) tokens: Arc<dyn IdentityTokens>,
     /// The endpoint for every call, over the template's (tests).
     endpoint: Option<String>,
+    /// What a template's endpoint may be.
+    allowed: AllowedEndpoints,
     pub(crate) call_timeout: Duration,
-    cache: Mutex<HashMap<ClientKey, Client>>,
+    /// Bounded: tenants choose credentials, endpoints and pools, never Ferry's memory.
+    cache: Mutex<Bounded<ClientKey, Client>>,
 }
 
 impl Clients {
     pub(crate) fn new(
         secrets: Arc<dyn SecretSource>,
+        tokens: Arc<dyn IdentityTokens>,
         endpoint: Option<String>,
+        allowed: AllowedEndpoints,
         call_timeout: Duration,
     ) -> Self {
         Self {
             secrets,
+            tokens,
             endpoint,
+            allowed,
             call_timeout,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(Bounded::new(CACHED)),
         }
     }
 
@@ -265,20 +463,43 @@ impl Clients {
         Ok((name.to_string(), kind, material))
     }
 
-    /// The endpoint a call goes to: the backend's override, else the template's.
-    pub(crate) fn endpoint(&self, template_endpoint: Option<&str>) -> Option<String> {
-        self.endpoint
-            .clone()
-            .or_else(|| template_endpoint.map(str::to_owned))
+    /// The endpoint a call goes to: the backend's override, else the template's — which must
+    /// be one the operator allows, since the workspace's bearer token goes there.
+    pub(crate) fn endpoint(
+        &self,
+        template_endpoint: Option<&str>,
+    ) -> Result<Option<String>, PushError> {
+        match (&self.endpoint, template_endpoint) {
+            (Some(operator), _) => Ok(Some(operator.clone())),
+            (None, Some(pool)) => {
+                self.allowed
+                    .check_origin(pool)
+                    .map_err(|e| err(FailureReason::InvalidConfig, e.to_string()))?;
+                Ok(Some(pool.to_owned()))
+            }
+            (None, None) => Ok(None),
+        }
     }
 
-    /// The clients for workspace `ws`'s credential `name`.
+    /// Who workspace `ws`'s pool `pool` federates as.
+    pub(crate) fn federation(&self, ws: WorkspaceId, pool: &Name) -> Federation {
+        Federation {
+            tokens: self.tokens.clone(),
+            workspace: ws,
+            pool: pool.clone(),
+            allowed: self.allowed.clone(),
+        }
+    }
+
+    /// The clients for workspace `ws`'s credential `name`, used by its pool `pool`.
     pub(crate) async fn client(
         &self,
         ws: WorkspaceId,
+        pool: &Name,
         name: Option<&Name>,
         template_endpoint: Option<&str>,
     ) -> Result<Client, PushError> {
+        let endpoint = self.endpoint(template_endpoint)?;
         let (name, kind, material) = self.open(ws, name).await?;
         let mut hasher = Sha256::new();
         hasher.update(kind.as_str());
@@ -288,19 +509,21 @@ impl Clients {
             workspace: ws,
             credential: name.clone(),
             material: hasher.finalize().into(),
-            endpoint: self.endpoint(template_endpoint),
+            endpoint,
+            pool: (kind == CredentialKind::GcpWorkloadIdentity).then(|| pool.clone()),
         };
-        if let Some(c) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        if let Some(c) = self.cache.lock().ok().and_then(|c| c.get(&key)) {
             return Ok(c);
         }
         let identity = Identity::parse(kind, &material, &name)?;
         drop(material);
-        let creds = identity.credentials(&name).await?;
+        let creds = identity
+            .credentials(&name, Some(&self.federation(ws, pool)))
+            .await?;
         let client = build(key.clone(), creds, self.call_timeout).await?;
         if let Ok(mut cache) = self.cache.lock() {
             // Another call may have built one meanwhile: keep the first.
-            let c = cache.entry(key).or_insert(client);
-            return Ok(c.clone());
+            return Ok(cache.get_or_insert_with(key, || client));
         }
         Ok(client)
     }

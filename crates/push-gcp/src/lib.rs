@@ -20,7 +20,8 @@ pub mod validate;
 use std::fmt;
 use std::sync::Arc;
 
-pub use ferry_core::port::RunTokens;
+pub use ferry_core::port::{IdentityTokens, RunTokens};
+pub use ferry_core::AllowedEndpoints;
 
 pub use backend::{CloudRunBackend, Infrastructure};
 pub use spec::{spec_for, CloudRunJobSpec, FieldError};
@@ -33,14 +34,21 @@ pub struct GcpConfig {
     /// template's `endpoint` too. `None`: the template's `endpoint`, else
     /// `https://run.googleapis.com`.
     pub endpoint: Option<String>,
+    /// The origins a pool's `endpoint` may name (the operator's `FERRY_ALLOWED_ENDPOINTS`);
+    /// a template naming another is refused before its credential is opened.
+    pub allowed_endpoints: AllowedEndpoints,
     /// Mints each execution's `FERRY_RUN_TOKEN`.
     pub run_tokens: Arc<dyn RunTokens>,
+    /// Ferry's OIDC issuer: the tokens a `gcp-workload-identity` credential exchanges at
+    /// Google's STS (subject = the run's workspace and pool, audience = the configuration's).
+    pub identity_tokens: Arc<dyn IdentityTokens>,
 }
 
 impl fmt::Debug for GcpConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GcpConfig")
             .field("endpoint", &self.endpoint)
+            .field("allowed_endpoints", &self.allowed_endpoints.to_string())
             .finish_non_exhaustive()
     }
 }

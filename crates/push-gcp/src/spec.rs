@@ -7,14 +7,24 @@
 
 use std::collections::BTreeMap;
 
-use ferry_core::JobVars;
+use ferry_core::{JobVars, Origin, Variables};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 pub use ferry_core::FieldError;
 
-/// The variables a template or a run may set; anything else is refused.
-pub const VARIABLES: [&str; 20] = [
+/// What cloud-run pools take: every variable a template may set; what their runs may set by
+/// default (what the container runs and with how much — identity, placement and the endpoint
+/// only when the pool's `run_variables` lists them; the endpoint never).
+pub const VARIABLES: Variables = Variables {
+    pool_type: "cloud-run",
+    known: &KNOWN,
+    run_default: &[
+        "image", "command", "args", "env", "cpu", "memory", "timeout", "labels",
+    ],
+};
+
+const KNOWN: [&str; 20] = [
     "project",
     "region",
     "image",
@@ -128,7 +138,7 @@ pub struct CloudRunJobSpec {
 /// Merges `variables` over `template` (each top-level variable replaces the template's) and
 /// checks the result. Every problem is reported, not only the first.
 pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, Vec<FieldError>> {
-    let mut c = JobVars::merge(template, variables, &VARIABLES, "cloud-run");
+    let mut c = JobVars::merge(template, variables, &VARIABLES);
 
     let project = match c.opt_str("project") {
         Some(p) if is_project_id(&p) => p,
@@ -225,12 +235,10 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
     let labels = c.labels();
     let endpoint = c.opt_str("endpoint");
     if let Some(e) = &endpoint {
-        if !is_endpoint(e) {
-            c.err(
-                "endpoint",
-                "must be an https:// URL (e.g. https://us-central1-run.googleapis.com), or \
-                 http:// on a loopback address",
-            );
+        // Only its form here; whether the operator allows it is checked where the operator's
+        // list is known (the server, and the backend before any call).
+        if let Err(e) = Origin::parse(e) {
+            c.err("endpoint", e.to_string());
         }
     }
 
@@ -366,25 +374,6 @@ fn is_service_account(s: &str) -> bool {
 }
 
 /// `https://...`, or `http://` on a loopback address (tests, local emulators).
-pub(crate) fn is_endpoint(e: &str) -> bool {
-    let host_of = |rest: &str| {
-        rest.split(['/', '?', '#'])
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    if let Some(rest) = e.strip_prefix("https://") {
-        let host = host_of(rest);
-        return !host.is_empty() && !host.contains('@') && !e.chars().any(char::is_whitespace);
-    }
-    if let Some(rest) = e.strip_prefix("http://") {
-        let host = host_of(rest);
-        let name = host.rsplit_once(':').map_or(host.as_str(), |(h, _)| h);
-        return ["127.0.0.1", "localhost", "[::1]"].contains(&name);
-    }
-    false
-}
-
 fn is_label_part(s: &str, key: bool) -> bool {
     let b = s.as_bytes();
     b.len() <= 63
@@ -767,12 +756,53 @@ fn parse_decimal_millis(s: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
+    /// A template letting runs set every variable they ever may, so the cases below check
+    /// the values.
     fn base() -> Value {
         json!({
             "project": "acme-flows",
             "region": "europe-west1",
             "image": "europe-docker.pkg.dev/acme-flows/flows/runner:1",
+            "run_variables": runs_may_set(),
         })
+    }
+
+    fn runs_may_set() -> Vec<&'static str> {
+        KNOWN.into_iter().filter(|k| *k != "endpoint").collect()
+    }
+
+    #[test]
+    fn a_template_endpoint_must_be_an_origin() {
+        for (endpoint, ok) in [
+            ("https://europe-west1-run.googleapis.com", true),
+            ("http://127.0.0.1:8085", true),
+            ("https://run.googleapis.com/v2", false),
+            ("https://user@run.googleapis.com", false),
+            ("ftp://x", false),
+        ] {
+            let mut t = base();
+            t["endpoint"] = json!(endpoint);
+            let errors = spec_for(&t, &Value::Null).err().unwrap_or_default();
+            assert_eq!(errors.is_empty(), ok, "{endpoint}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn by_default_runs_set_what_runs_and_with_how_much_only() {
+        let t = json!({"project": "acme-flows", "region": "europe-west1", "image": "x:1"});
+        // Positive control.
+        assert!(spec_for(&t, &json!({"image": "y:2", "command": ["a"], "args": ["b"], "env": {"A": "1"}, "cpu": "2", "memory": "1Gi", "timeout": 60, "labels": {"a": "b"}})).is_ok());
+        for refused in [
+            json!({"service_account": "other@acme-flows.iam.gserviceaccount.com"}),
+            json!({"project": "other-project"}),
+            json!({"region": "us-central1"}),
+            json!({"vpc_connector": "c"}),
+            json!({"endpoint": "https://run.googleapis.com"}),
+            json!({"run_variables": ["project"]}),
+        ] {
+            let errors = spec_for(&t, &refused).err().unwrap_or_default();
+            assert_eq!(errors.len(), 1, "{refused}: {errors:?}");
+        }
     }
 
     fn fields(vars: Value) -> Vec<String> {
@@ -929,15 +959,9 @@ mod tests {
             ),
             (json!({"labels": {"a": 1}}), vec!["labels"]),
             (
-                json!({"endpoint": "https://europe-west1-run.googleapis.com"}),
-                vec![],
-            ),
-            (
-                json!({"endpoint": "http://run.example.com"}),
+                json!({"endpoint": "http://127.0.0.1:8085"}),
                 vec!["endpoint"],
             ),
-            (json!({"endpoint": "http://127.0.0.1:8085"}), vec![]),
-            (json!({"endpoint": "ftp://x"}), vec!["endpoint"]),
             (json!({"execution_environment": "gen2"}), vec![]),
             (
                 json!({"execution_environment": "gen3"}),
@@ -989,7 +1013,6 @@ mod tests {
             json!({"args": ["x"]}),
             json!({"env": {"A": "1"}}),
             json!({"timeout": 60}),
-            json!({"endpoint": "https://europe-west1-run.googleapis.com"}),
         ] {
             assert_eq!(id(vars.clone()), j, "{vars}");
         }

@@ -214,39 +214,32 @@ pub fn api_error(what: &str, e: &google_cloud_run_v2::Error) -> PushError {
         let transient = std::error::Error::source(e)
             .and_then(|s| s.downcast_ref::<google_cloud_auth::errors::CredentialsError>())
             .is_some_and(google_cloud_auth::errors::CredentialsError::is_transient);
-        let reason = if transient {
-            FailureReason::Internal
+        // The token source's own text (which may quote a token endpoint's answer) is the
+        // operator's; the tenant is told what failed.
+        let (reason, message) = if transient {
+            (
+                FailureReason::Internal,
+                format!("{what}: the credential could not make a token for now"),
+            )
         } else {
-            FailureReason::InvalidConfig
+            (
+                FailureReason::InvalidConfig,
+                format!(
+                    "{what}: the credential could not make a token; check it with `ferry credential validate`"
+                ),
+            )
         };
-        return PushError::new(
-            reason,
-            format!(
-                "{what}: the credential could not make a token: {}",
-                chain(e)
-            ),
-        );
+        return PushError::upstream(reason, message, e);
     }
     if let Some(status) = e.http_status_code() {
         let reason = reason_for("", Some(status), "");
-        return PushError::new(reason, format!("{what}: HTTP {status}"));
+        return PushError::upstream(reason, format!("{what}: HTTP {status}"), e);
     }
-    let text = chain(e);
-    PushError::new(FailureReason::Internal, format!("{what}: {text}"))
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text.push_str(": ");
-            text.push_str(&s_text);
-        }
-        source = s.source();
-    }
-    text
+    PushError::upstream(
+        FailureReason::Internal,
+        format!("{what}: Cloud Run could not be reached or answered something unreadable"),
+        e,
+    )
 }
 
 #[cfg(test)]

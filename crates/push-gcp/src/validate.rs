@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde_json::{json, Value};
 
 use crate::backend::job_body;
-use crate::clients::{build, ClientKey, Identity};
+use crate::clients::{build, ClientKey, Federation, Identity};
 use crate::spec::spec_for;
 use crate::status::{api_error, code_of};
 
@@ -29,6 +29,14 @@ pub const PERMISSIONS: [&str; 10] = [
 
 /// The check of acting as the job's service account.
 pub const ACT_AS: &str = "iam.serviceAccounts.actAs";
+
+/// The predefined roles that grant [`PERMISSIONS`] (on the project) and [`ACT_AS`] (on the
+/// runtime service account only): what `ferry pool iam-policy --type cloud-run` prints and the
+/// Terraform module in `infra/terraform/gcp-cloud-run` grants.
+pub const ROLES: [&str; 2] = ["roles/iam.serviceAccountUser", "roles/run.developer"];
+
+/// The role a workload identity pool's principals need on the service account they act as.
+pub const WORKLOAD_IDENTITY_ROLES: [&str; 1] = ["roles/iam.workloadIdentityUser"];
 
 /// The image `jobs.create` is validated with when no template names one (Google's sample job).
 const SAMPLE_IMAGE: &str = "us-docker.pkg.dev/cloudrun/container/job:latest";
@@ -73,6 +81,17 @@ pub async fn validate(
     template: Option<&Value>,
     endpoint: Option<&str>,
 ) -> Vec<Check> {
+    validate_as(kind, material, template, endpoint, None).await
+}
+
+/// [`validate`], for a pool: a workload identity presents Ferry's token for `federation`.
+pub(crate) async fn validate_as(
+    kind: CredentialKind,
+    material: &SecretString,
+    template: Option<&Value>,
+    endpoint: Option<&str>,
+    federation: Option<&Federation>,
+) -> Vec<Check> {
     let mut checks = Vec::new();
     let identity = match Identity::parse(kind, material, "credential") {
         Ok(i) => {
@@ -84,17 +103,11 @@ pub async fn validate(
             return checks;
         }
     };
-    let creds = match identity.token("credential").await {
-        Ok(()) => match identity.credentials("credential").await {
-            Ok(c) => {
-                checks.push(Check::passed("token", "the credential makes tokens"));
-                c
-            }
-            Err(e) => {
-                checks.push(Check::failed("token", e.failure.message));
-                return checks;
-            }
-        },
+    let creds = match identity.proved("credential", federation).await {
+        Ok(c) => {
+            checks.push(Check::passed("token", "the credential makes tokens"));
+            c
+        }
         Err(e) => {
             checks.push(Check::failed("token", e.failure.message));
             return checks;
@@ -139,6 +152,7 @@ pub async fn validate(
         workspace: ferry_core::WorkspaceId::new(),
         credential: String::new(),
         material: [0; 32],
+        pool: None,
         endpoint: endpoint
             .map(str::to_owned)
             .or_else(|| spec.endpoint.clone()),
@@ -152,7 +166,7 @@ pub async fn validate(
     };
     let location = spec.location();
     let who = identity
-        .email()
+        .principal(federation)
         .unwrap_or_else(|| "the credential's identity".to_owned());
 
     // testIamPermissions on a job of the location: an existing one if there is one (IAM

@@ -71,6 +71,10 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     root_key: Option<String>,
     kms_endpoint: Option<String>,
+    allowed_endpoints: Option<String>,
+    oidc_key_rotation_days: Option<u32>,
+    #[serde(default)]
+    engine: crate::timings::EngineSettings,
 }
 
 /// Ferry's configuration.
@@ -114,10 +118,38 @@ pub struct Config {
     pub root_key: Option<ferry_kms::KeySpec>,
     /// Sends KMS requests here instead of the service's endpoint (`FERRY_KMS_ENDPOINT`).
     pub kms_endpoint: Option<String>,
+    /// The origins a push pool's `endpoint` may name (`FERRY_ALLOWED_ENDPOINTS`,
+    /// comma-separated `scheme://host[:port]`, `*` only as a whole leftmost label); default:
+    /// the clouds' official endpoints only. Tenants choose among these, never beyond.
+    pub allowed_endpoints: ferry_core::AllowedEndpoints,
+    /// After how many days the OIDC issuer's signing key is replaced
+    /// (`FERRY_OIDC_KEY_ROTATION_DAYS`, 1 to 365, default 30). The old key stays published
+    /// until every token it signed has expired.
+    pub oidc_key_rotation_days: u32,
+    /// What managed runs may ask for in all on one executor process's host, in MiB
+    /// (`FERRY_EXECUTOR_MEMORY_MB`; default 75 % of the host's memory): a run is started only
+    /// when its memory limit fits in what is left and waits `scheduled` otherwise; a pool or
+    /// run asking for more than all of it is refused (422).
+    pub executor_memory_mb: u64,
+    /// The scheduler's timings and sizes (`[engine]` in the file, `FERRY_LEASE_TTL_S`, ...):
+    /// applied over [`Config::engine`] or the engine's defaults.
+    pub engine_settings: crate::timings::EngineSettings,
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// 75 % of this host's memory, in MiB (4096 where `/proc/meminfo` cannot be read).
+fn default_executor_memory_mb() -> u64 {
+    let total_kib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        });
+    total_kib.map_or(4096, |kib| kib / 1024 * 3 / 4)
 }
 
 fn default_scratch_dir() -> Option<PathBuf> {
@@ -211,6 +243,39 @@ impl Config {
             },
             root_key,
             kms_endpoint: env("FERRY_KMS_ENDPOINT").or(file.kms_endpoint),
+            engine_settings: {
+                let settings = file.engine.with_env()?;
+                // Checked now, so a bad value stops the start with its name.
+                settings.apply(&mut ferry_engine::Config::with_owner("check"))?;
+                settings
+            },
+            executor_memory_mb: match env("FERRY_EXECUTOR_MEMORY_MB") {
+                Some(n) => n.trim().parse().ok().filter(|n| *n >= 1).with_context(|| {
+                    format!("FERRY_EXECUTOR_MEMORY_MB must be a whole number of MiB, at least 1 (got {n:?})")
+                })?,
+                None => default_executor_memory_mb(),
+            },
+            allowed_endpoints: match env(ferry_core::endpoint::ENV).or(file.allowed_endpoints) {
+                Some(list) => ferry_core::AllowedEndpoints::parse(&list)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", ferry_core::endpoint::ENV))?,
+                None => ferry_core::AllowedEndpoints::default(),
+            },
+            oidc_key_rotation_days: match env("FERRY_OIDC_KEY_ROTATION_DAYS") {
+                Some(n) => n
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=365).contains(n))
+                    .with_context(|| {
+                        format!("FERRY_OIDC_KEY_ROTATION_DAYS must be a number of days from 1 to 365 (got {n:?})")
+                    })?,
+                None => match file.oidc_key_rotation_days {
+                    Some(n) if !(1..=365).contains(&n) => {
+                        bail!("oidc_key_rotation_days must be from 1 to 365 (got {n})")
+                    }
+                    Some(n) => n,
+                    None => crate::issuer::DEFAULT_ROTATION_DAYS,
+                },
+            },
         })
     }
 
@@ -248,6 +313,10 @@ impl Config {
             public_url: None,
             root_key: None,
             kms_endpoint: None,
+            allowed_endpoints: ferry_core::AllowedEndpoints::default(),
+            oidc_key_rotation_days: crate::issuer::DEFAULT_ROTATION_DAYS,
+            executor_memory_mb: default_executor_memory_mb(),
+            engine_settings: crate::timings::EngineSettings::default(),
         }
     }
 }

@@ -7,9 +7,14 @@
 //! - `gcp-service-account-key`: the key file's JSON object, as given;
 //! - `gcp-workload-identity`: the `external_account` configuration object, as given;
 //! - `aws-access-key`: `{"access_key_id", "secret_access_key", "session_token"?, "region"}`;
-//! - `aws-assume-role`: `{"role_arn", "region"}` (the external id is the workspace's).
+//! - `aws-assume-role`: `{"role_arn", "region"}` (the external id is the workspace's);
+//! - `aws-web-identity`: `{"role_arn", "region"}` (assumed with Ferry's own OIDC token).
+//!
+//! Keyless kinds (`gcp-workload-identity`, `aws-web-identity`) present a token of Ferry's own
+//! OIDC issuer whose subject names the workspace and pool; a configuration that would read a
+//! subject token from Ferry's host (a `credential_source`) is refused.
 
-use ferry_core::{canonical_json, CredentialKind};
+use ferry_core::{canonical_json, AllowedEndpoints, CredentialKind, Origin};
 use secrecy::SecretString;
 use serde_json::{json, Map, Value};
 use url::Url;
@@ -48,15 +53,16 @@ impl std::fmt::Debug for Parsed {
     }
 }
 
-/// Parses a `POST`/`PUT /v1/credentials` body: `{"name", "kind", ...the kind's fields}`. The
+/// Parses a `POST`/`PUT /v1/credentials` body: `{"name", "kind", ...the kind's fields}`;
+/// `allowed` is the operator's list of endpoints a token exchange URL may also be on. The
 /// body's string values are zeroized before this returns, whatever the outcome.
-pub fn parse(mut body: Value) -> Result<Parsed, Invalid> {
-    let parsed = parse_inner(&body);
+pub fn parse(mut body: Value, allowed: &AllowedEndpoints) -> Result<Parsed, Invalid> {
+    let parsed = parse_inner(&body, allowed);
     scrub(&mut body);
     parsed
 }
 
-fn parse_inner(body: &Value) -> Result<Parsed, Invalid> {
+fn parse_inner(body: &Value, endpoints: &AllowedEndpoints) -> Result<Parsed, Invalid> {
     let obj = body.as_object().ok_or_else(|| {
         invalid("the body must be a JSON object with name, kind and the kind's fields")
     })?;
@@ -72,6 +78,11 @@ fn parse_inner(body: &Value) -> Result<Parsed, Invalid> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid("name must be a string")),
     };
+    if kind == CredentialKind::AwsWebIdentity && obj.contains_key("external_id") {
+        return Err(invalid(
+            "external_id is not accepted for aws-web-identity: the token's subject              (workspace:<workspace id>:pool:<pool name>) binds the role to this workspace;              condition your role's trust policy on it",
+        ));
+    }
     if kind == CredentialKind::AwsAssumeRole && obj.contains_key("external_id") {
         return Err(invalid(
             "external_id is not accepted: Ferry generates the external id for this workspace \
@@ -91,14 +102,17 @@ fn parse_inner(body: &Value) -> Result<Parsed, Invalid> {
             "session_token",
             "region",
         ],
-        CredentialKind::AwsAssumeRole => &["name", "kind", "role_arn", "region"],
+        CredentialKind::AwsAssumeRole | CredentialKind::AwsWebIdentity => {
+            &["name", "kind", "role_arn", "region"]
+        }
     };
     only_fields(obj, allowed, &format!("a {kind} credential"))?;
     let (material, metadata) = match kind {
         CredentialKind::GcpServiceAccountKey => gcp_service_account_key(obj)?,
-        CredentialKind::GcpWorkloadIdentity => gcp_workload_identity(obj)?,
+        CredentialKind::GcpWorkloadIdentity => gcp_workload_identity(obj, endpoints)?,
         CredentialKind::AwsAccessKey => aws_access_key(obj)?,
         CredentialKind::AwsAssumeRole => aws_assume_role(obj)?,
+        CredentialKind::AwsWebIdentity => aws_web_identity(obj)?,
     };
     Ok(Parsed {
         name,
@@ -403,37 +417,111 @@ fn gcp_service_account_key(obj: &Map<String, Value>) -> Result<(SecretString, Va
     ))
 }
 
-/// Whether `url` is an `https` URL on exactly `host` (default port, no credentials).
-fn https_on(url: &str, host: &str) -> bool {
-    Url::parse(url).is_ok_and(|u| {
-        u.scheme() == "https"
-            && u.host_str() == Some(host)
-            && u.port().is_none()
-            && u.username().is_empty()
-            && u.password().is_none()
-    })
+/// The origin of Google's Security Token Service, where workload identity tokens are exchanged.
+const GOOGLE_STS: &str = "https://sts.googleapis.com";
+/// The origin of Google's IAM Credentials API, where a federated identity impersonates a
+/// service account.
+const GOOGLE_IAM_CREDENTIALS: &str = "https://iamcredentials.googleapis.com";
+/// The only subject token types a workload identity pool's OIDC provider takes.
+const OIDC_TOKEN_TYPES: [&str; 2] = [
+    "urn:ietf:params:oauth:token-type:jwt",
+    "urn:ietf:params:oauth:token-type:id_token",
+];
+
+/// What to do instead of a `credential_source`: the message of every refusal of one.
+const USE_FERRY_ISSUER: &str = "leave credential_source out: Ferry presents its own OIDC token \
+     (sub workspace:<workspace id>:pool:<pool name>, aud = this config's audience, issuer = \
+     this Ferry's public URL, see GET /.well-known/openid-configuration); trust Ferry's issuer \
+     in your workload identity pool (an OIDC provider with that issuer URI) and grant the \
+     principal of that subject";
+
+/// Whether `url` is on `origin` (compared after parsing, never as a string prefix).
+fn on_origin(url: &str, origin: &str) -> bool {
+    match (Origin::of_url(url), Origin::parse(origin)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
-/// Whether `url` is an `http` URL on a cloud's link-local instance-metadata address (where
-/// a subject token can come from Ferry's own host, and from nowhere else).
-fn metadata_url(url: &str) -> bool {
-    Url::parse(url).is_ok_and(|u| {
-        u.scheme() == "http"
-            && matches!(
-                u.host_str(),
-                Some("169.254.169.254") | Some("[fd00:ec2::254]")
-            )
-            && u.port().is_none()
-            && u.username().is_empty()
-    })
+/// Checks that `url` (the config's `field`) is on `google` or an origin the operator allows.
+fn google_or_allowed(
+    url: &str,
+    field: &str,
+    google: &str,
+    allowed: &AllowedEndpoints,
+) -> Result<(), Invalid> {
+    let parsed = Url::parse(url).ok();
+    let bare = parsed.as_ref().is_some_and(|u| {
+        u.username().is_empty() && u.password().is_none() && u.fragment().is_none()
+    });
+    if bare && (on_origin(url, google) || allowed.check_url(url).is_ok()) {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "config.{field} must be on {google}/ or on an origin the operator allows \
+         (FERRY_ALLOWED_ENDPOINTS) (got {url:?}): Ferry sends its identity tokens nowhere else"
+    )))
 }
 
-fn gcp_workload_identity(obj: &Map<String, Value>) -> Result<(SecretString, Value), Invalid> {
+/// `//iam.googleapis.com/projects/<number>/locations/global/workloadIdentityPools/<pool>/providers/<provider>`.
+fn workload_identity_audience(audience: &str) -> bool {
+    let Some(rest) = audience.strip_prefix("//iam.googleapis.com/projects/") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split('/').collect();
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    matches!(
+        parts.as_slice(),
+        [project, "locations", "global", "workloadIdentityPools", pool, "providers", provider]
+            if !project.is_empty() && project.bytes().all(|b| b.is_ascii_digit())
+                && id(pool) && id(provider)
+    )
+}
+
+/// The service account of an impersonation URL
+/// (`.../v1/projects/-/serviceAccounts/<email>:generateAccessToken`).
+pub fn impersonated_account(url: &str) -> Option<String> {
+    let u = Url::parse(url).ok()?;
+    let email = u
+        .path()
+        .strip_prefix("/v1/projects/-/serviceAccounts/")?
+        .strip_suffix(":generateAccessToken")?;
+    let ok =
+        email.contains('@') && !email.contains('/') && email.bytes().all(|b| b.is_ascii_graphic());
+    ok.then(|| email.to_owned())
+}
+
+fn gcp_workload_identity(
+    obj: &Map<String, Value>,
+    allowed: &AllowedEndpoints,
+) -> Result<(SecretString, Value), Invalid> {
     let config = match obj.get("config") {
         Some(Value::Object(c)) => c,
         Some(_) => return Err(invalid("config must be the external_account configuration's JSON object")),
-        None => return Err(invalid("config is required: the external_account configuration (gcloud iam workload-identity-pools create-cred-config)")),
+        None => return Err(invalid("config is required: {\"type\": \"external_account\", \"audience\": <your workload identity pool provider>, \"subject_token_type\": \"urn:ietf:params:oauth:token-type:jwt\", \"token_url\": \"https://sts.googleapis.com/v1/token\"}")),
     };
+    // Refused first, whatever else is wrong: the confused deputy this kind must never be.
+    if let Some(source) = config.get("credential_source") {
+        let forms: Vec<&str> = match source {
+            Value::Object(s) => s.keys().map(String::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let what = if forms.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", forms.join(", "))
+        };
+        return Err(invalid(format!(
+            "config.credential_source{what} is refused: it would read a subject token from \
+             Ferry's own host (its instance metadata, files, programs or cloud identity) and \
+             present Ferry's identity for this workspace; {USE_FERRY_ISSUER}"
+        )));
+    }
     only_fields(
         config,
         &[
@@ -441,12 +529,8 @@ fn gcp_workload_identity(obj: &Map<String, Value>) -> Result<(SecretString, Valu
             "audience",
             "subject_token_type",
             "token_url",
-            "token_info_url",
             "service_account_impersonation_url",
-            "service_account_impersonation",
-            "credential_source",
             "quota_project_id",
-            "workforce_pool_user_project",
             "universe_domain",
         ],
         "config",
@@ -462,150 +546,70 @@ fn gcp_workload_identity(obj: &Map<String, Value>) -> Result<(SecretString, Valu
         None => return Err(invalid("config.type is required (\"external_account\")")),
     }
     let audience = required(config, "audience", p)?;
-    if !audience.starts_with("//iam.googleapis.com/") {
-        return Err(invalid(
-            "config.audience must name a workload identity pool provider (//iam.googleapis.com/projects/.../providers/...)",
-        ));
-    }
-    let token_type = required(config, "subject_token_type", p)?;
-    if !token_type.starts_with("urn:ietf:params:") {
-        return Err(invalid(
-            "config.subject_token_type must be a token type URN (urn:ietf:params:...)",
-        ));
-    }
-    let token_url = required(config, "token_url", p)?;
-    if !https_on(token_url, "sts.googleapis.com") {
+    if !workload_identity_audience(audience) {
         return Err(invalid(format!(
-            "config.token_url must be on https://sts.googleapis.com/ (got {token_url:?}): Ferry exchanges tokens only with Google"
+            "config.audience must name a workload identity pool provider: \
+             //iam.googleapis.com/projects/<project number>/locations/global/workloadIdentityPools/<pool>/providers/<provider> (got {audience:?})"
         )));
     }
-    if let Some(u) = string(config, "token_info_url", p)? {
-        if !https_on(u, "sts.googleapis.com") {
-            return Err(invalid(
-                "config.token_info_url must be on https://sts.googleapis.com/",
-            ));
-        }
+    let token_type = required(config, "subject_token_type", p)?;
+    if !OIDC_TOKEN_TYPES.contains(&token_type) {
+        return Err(invalid(format!(
+            "config.subject_token_type must be \"urn:ietf:params:oauth:token-type:jwt\": Ferry presents an OIDC JWT (got {token_type:?})"
+        )));
     }
+    let token_url = required(config, "token_url", p)?;
+    google_or_allowed(token_url, "token_url", GOOGLE_STS, allowed)?;
     let mut service_account = None;
     if let Some(u) = string(config, "service_account_impersonation_url", p)? {
-        if !https_on(u, "iamcredentials.googleapis.com") {
+        // google-cloud-auth impersonates only through Google's IAM Credentials API (it takes
+        // the account, not a URL), so no other origin could be honoured.
+        if !on_origin(u, GOOGLE_IAM_CREDENTIALS) {
             return Err(invalid(format!(
-                "config.service_account_impersonation_url must be on https://iamcredentials.googleapis.com/ (got {u:?})"
+                "config.service_account_impersonation_url must be on {GOOGLE_IAM_CREDENTIALS}/ (got {u:?})"
             )));
         }
-        service_account = u
-            .rsplit_once("/serviceAccounts/")
-            .and_then(|(_, rest)| rest.split_once(':'))
-            .map(|(email, _)| email.to_owned());
+        service_account = Some(impersonated_account(u).ok_or_else(|| {
+            invalid(format!(
+                "config.service_account_impersonation_url must be {GOOGLE_IAM_CREDENTIALS}/v1/projects/-/serviceAccounts/<email>:generateAccessToken (got {u:?})"
+            ))
+        })?);
     }
     if let Some(u) = string(config, "universe_domain", p)? {
         if u != "googleapis.com" {
             return Err(invalid("config.universe_domain must be \"googleapis.com\""));
         }
     }
-    for field in ["quota_project_id", "workforce_pool_user_project"] {
-        string(config, field, p)?;
-    }
-    match config.get("service_account_impersonation") {
-        None | Some(Value::Object(_)) => {}
-        Some(_) => {
-            return Err(invalid(
-                "config.service_account_impersonation must be an object",
-            ))
-        }
-    }
-    let source_kind = credential_source(config)?;
+    string(config, "quota_project_id", p)?;
     let sealed = seal_form(&Value::Object(config.clone()));
     Ok((
         sealed,
         json!({
             "audience": audience,
             "service_account": service_account,
-            "credential_source": source_kind,
+            "subject": "workspace:<workspace id>:pool:<pool name>",
         }),
     ))
 }
 
-/// Checks `credential_source`; returns `aws` or `url`.
-fn credential_source(config: &Map<String, Value>) -> Result<&'static str, Invalid> {
-    let source = match config.get("credential_source") {
-        Some(Value::Object(s)) => s,
-        Some(_) => return Err(invalid("config.credential_source must be an object")),
-        None => return Err(invalid("config.credential_source is required")),
-    };
-    if source.contains_key("file") {
-        return Err(invalid(
-            "config.credential_source.file is refused: Ferry never reads files on its hosts for a credential; \
-             use an AWS (environment_id) or instance-metadata url source",
-        ));
-    }
-    if source.contains_key("executable") {
-        return Err(invalid(
-            "config.credential_source.executable is refused: Ferry never runs programs for a credential; \
-             use an AWS (environment_id) or instance-metadata url source",
-        ));
-    }
-    only_fields(
-        source,
-        &[
-            "environment_id",
-            "region_url",
-            "url",
-            "regional_cred_verification_url",
-            "imdsv2_session_token_url",
-            "headers",
-            "format",
-        ],
-        "config.credential_source",
-    )?;
-    let p = "config.credential_source.";
-    match source.get("headers") {
-        None => {}
-        Some(Value::Object(h)) if h.values().all(Value::is_string) => {}
-        Some(_) => {
-            return Err(invalid(
-                "config.credential_source.headers must map names to strings",
-            ))
-        }
-    }
-    match source.get("format") {
-        None | Some(Value::Object(_)) => {}
-        Some(_) => return Err(invalid("config.credential_source.format must be an object")),
-    }
-    for field in ["region_url", "url", "imdsv2_session_token_url"] {
-        if let Some(u) = string(source, field, p)? {
-            if !metadata_url(u) {
-                return Err(invalid(format!(
-                    "config.credential_source.{field} must be an instance-metadata URL (http://169.254.169.254/... or http://[fd00:ec2::254]/...)"
-                )));
-            }
-        }
-    }
-    if let Some(env) = string(source, "environment_id", p)? {
-        if !env.starts_with("aws") {
-            return Err(invalid(format!(
-                "config.credential_source.environment_id {env:?} is not supported; only aws1 is"
-            )));
-        }
-        if let Some(u) = string(source, "regional_cred_verification_url", p)? {
-            if !u.starts_with("https://sts.{region}.amazonaws.com") {
-                return Err(invalid(
-                    "config.credential_source.regional_cred_verification_url must be https://sts.{region}.amazonaws.com?...",
-                ));
-            }
-        }
-        return Ok("aws");
-    }
-    if string(source, "url", p)?.is_some() {
-        if source.contains_key("regional_cred_verification_url") {
-            return Err(invalid(
-                "config.credential_source.regional_cred_verification_url belongs to AWS sources (environment_id)",
-            ));
-        }
-        return Ok("url");
-    }
-    Err(invalid(
-        "config.credential_source needs environment_id (AWS) or url (instance metadata)",
+/// The audience of the tokens Ferry presents to AWS STS (`AssumeRoleWithWebIdentity`): the
+/// client id to register in the IAM OIDC provider.
+pub const AWS_STS_AUDIENCE: &str = "sts.amazonaws.com";
+
+fn aws_web_identity(obj: &Map<String, Value>) -> Result<(SecretString, Value), Invalid> {
+    let arn = required(obj, "role_arn", "")?;
+    let account = parse_role_arn(arn)?;
+    let region = aws_region(obj)?;
+    let material = json!({"role_arn": arn, "region": region});
+    Ok((
+        seal_form(&material),
+        json!({
+            "role_arn": arn,
+            "region": region,
+            "account_id": account,
+            "audience": AWS_STS_AUDIENCE,
+            "subject": "workspace:<workspace id>:pool:<pool name>",
+        }),
     ))
 }
 
@@ -637,17 +641,16 @@ mod tests {
     fn wif() -> Value {
         json!({
             "type": "external_account",
-            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/aws",
-            "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/ferry/providers/ferry-oidc",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
             "token_url": "https://sts.googleapis.com/v1/token",
             "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/run@proj.iam.gserviceaccount.com:generateAccessToken",
-            "credential_source": {
-                "environment_id": "aws1",
-                "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
-                "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
-                "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"
-            }
         })
+    }
+
+    /// The tests' `parse`: the operator's default endpoints.
+    fn parse(body: Value) -> Result<Parsed, Invalid> {
+        super::parse(body, &AllowedEndpoints::default())
     }
 
     fn with(mut v: Value, path: &[&str], value: Value) -> Value {
@@ -681,6 +684,8 @@ mod tests {
             json!({"name": "a", "kind": "aws-access-key", "access_key_id": "AKIAIOSFODNN7EXAMPLE",
                    "secret_access_key": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "region": "us-east-1"}),
             json!({"name": "r", "kind": "aws-assume-role", "role_arn": "arn:aws:iam::111111111111:role/x", "region": "eu-west-2"}),
+            json!({"name": "k", "kind": "aws-web-identity", "role_arn": "arn:aws:iam::111111111111:role/x", "region": "eu-west-2"}),
+            json!({"name": "w", "kind": "gcp-workload-identity", "config": with(wif(), &["service_account_impersonation_url"], Value::Null)}),
         ];
         for body in cases {
             let p = parse(body.clone()).unwrap_or_else(|e| panic!("{body}: {e}"));
@@ -799,6 +804,45 @@ mod tests {
     }
 
     #[test]
+    fn a_credential_source_is_refused_in_every_form_naming_what_to_use() {
+        let body =
+            |config: Value| json!({"name": "w", "kind": "gcp-workload-identity", "config": config});
+        let sources = [
+            json!({"url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01",
+                   "headers": {"Metadata": "True"}, "format": {"type": "json", "subject_token_field_name": "access_token"}}),
+            json!({"environment_id": "aws1",
+                   "region_url": "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+                   "url": "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+                   "imdsv2_session_token_url": "http://169.254.169.254/latest/api/token",
+                   "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"}),
+            json!({"file": "/var/run/secrets/token"}),
+            json!({"executable": {"command": "/bin/sh -c id"}}),
+            json!({"url": "http://metadata.google.internal/computeMetadata/v1/instance/service-accounts/default/identity", "headers": {"Metadata-Flavor": "Google"}}),
+            json!({"format": {"type": "text"}}),
+            json!({}),
+            json!("anything"),
+        ];
+        for source in sources {
+            let first = source.as_object().and_then(|o| o.keys().next().cloned());
+            let msg = err(body(with(wif(), &["credential_source"], source.clone())));
+            for want in [
+                "config.credential_source",
+                "is refused",
+                "leave credential_source out",
+                "workspace:<workspace id>:pool:<pool name>",
+                "trust Ferry's issuer",
+            ] {
+                assert!(msg.contains(want), "{source}: {msg:?} lacks {want:?}");
+            }
+            if let Some(k) = first {
+                assert!(msg.contains(&k), "{source}: {msg:?} does not name {k}");
+            }
+        }
+        // Positive control: the same config without a source.
+        assert!(parse(body(wif())).is_ok());
+    }
+
+    #[test]
     fn bad_workload_identity_configs_say_what_is_wrong() {
         let body =
             |config: Value| json!({"name": "w", "kind": "gcp-workload-identity", "config": config});
@@ -842,6 +886,14 @@ mod tests {
             (
                 body(with(
                     wif(),
+                    &["token_url"],
+                    json!("http://127.0.0.1:9/v1/token"),
+                )),
+                "FERRY_ALLOWED_ENDPOINTS",
+            ),
+            (
+                body(with(
+                    wif(),
                     &["service_account_impersonation_url"],
                     json!("https://evil.com/x"),
                 )),
@@ -850,50 +902,38 @@ mod tests {
             (
                 body(with(
                     wif(),
-                    &["credential_source"],
-                    json!({"file": "/etc/passwd"}),
+                    &["service_account_impersonation_url"],
+                    json!("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/nobody"),
                 )),
-                "credential_source.file is refused",
-            ),
-            (
-                body(with(
-                    wif(),
-                    &["credential_source"],
-                    json!({"executable": {"command": "/bin/sh"}}),
-                )),
-                "credential_source.executable is refused",
-            ),
-            (
-                body(with(
-                    wif(),
-                    &["credential_source"],
-                    json!({"url": "http://10.0.0.1/token"}),
-                )),
-                "instance-metadata URL",
-            ),
-            (
-                body(with(
-                    wif(),
-                    &["credential_source"],
-                    json!({"url": "http://127.0.0.1:8081/internal"}),
-                )),
-                "instance-metadata URL",
-            ),
-            (
-                body(with(wif(), &["credential_source"], json!({}))),
-                "needs environment_id",
-            ),
-            (
-                body(with(
-                    wif(),
-                    &["credential_source"],
-                    json!({"environment_id": "azure1"}),
-                )),
-                "not supported",
+                ":generateAccessToken",
             ),
             (
                 body(with(wif(), &["audience"], json!("https://example.com"))),
+                "config.audience must name a workload identity pool provider",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["audience"],
+                    json!("//iam.googleapis.com/locations/global/workforcePools/p/providers/x"),
+                )),
                 "config.audience",
+            ),
+            (
+                body(with(
+                    wif(),
+                    &["subject_token_type"],
+                    json!("urn:ietf:params:aws:token-type:aws4_request"),
+                )),
+                "Ferry presents an OIDC JWT",
+            ),
+            (
+                body(with(wif(), &["universe_domain"], json!("example.com"))),
+                "universe_domain",
+            ),
+            (
+                body(with(wif(), &["token_info_url"], json!("https://sts.googleapis.com/v1/introspect"))),
+                "unknown field \"token_info_url\"",
             ),
             (
                 body(with(wif(), &["surprise"], json!(1))),
@@ -908,15 +948,27 @@ mod tests {
             let msg = err(body.clone());
             assert!(msg.contains(want), "{body}: {msg:?} lacks {want:?}");
         }
-        let url_source = with(
-            wif(),
-            &["credential_source"],
-            json!({
-                "url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01",
-                "headers": {"Metadata": "True"}, "format": {"type": "json", "subject_token_field_name": "access_token"}
-            }),
-        );
-        assert!(parse(body(url_source)).is_ok());
+    }
+
+    #[test]
+    fn a_token_url_on_an_origin_the_operator_allows_is_accepted() {
+        let body = json!({"name": "w", "kind": "gcp-workload-identity",
+            "config": with(wif(), &["token_url"], json!("http://127.0.0.1:4444/v1/token"))});
+        let allowed = AllowedEndpoints::none()
+            .with("http://127.0.0.1:4444")
+            .unwrap();
+        assert!(super::parse(body.clone(), &allowed).is_ok());
+        // Another port, or a name that merely starts the same, is not that origin.
+        for url in [
+            "http://127.0.0.1:4445/v1/token",
+            "http://127.0.0.1.evil.tld:4444/v1/token",
+        ] {
+            let other = json!({"name": "w", "kind": "gcp-workload-identity",
+                "config": with(wif(), &["token_url"], json!(url))});
+            assert!(super::parse(other, &allowed).is_err(), "{url}");
+        }
+        // The default list does not allow loopback.
+        assert!(parse(body).is_err());
     }
 
     #[test]
@@ -956,6 +1008,25 @@ mod tests {
             (
                 with(role.clone(), &["external_id"], json!("mine")),
                 "Ferry generates the external id",
+            ),
+            (
+                with(
+                    with(role.clone(), &["kind"], json!("aws-web-identity")),
+                    &["external_id"],
+                    json!("mine"),
+                ),
+                "the token's subject",
+            ),
+            (
+                with(role.clone(), &["kind"], json!("aws-web-identity"))
+                    .as_object()
+                    .map(|o| {
+                        let mut o = o.clone();
+                        o.insert("access_key_id".into(), json!("AKIAIOSFODNN7EXAMPLE"));
+                        Value::Object(o)
+                    })
+                    .unwrap(),
+                "unknown field \"access_key_id\"",
             ),
             (
                 with(

@@ -173,6 +173,16 @@ pub fn managed_grants(template: &serde_json::Value) -> Result<ManagedGrants, Str
     Ok((names, env))
 }
 
+/// The executor workers' whole environment: their log settings, nothing else. Workers start
+/// with an empty environment, so none of this process's secrets (pepper, internal token,
+/// database URL, cloud credentials) reach the processes that run tenants' code.
+fn worker_env() -> Vec<(String, String)> {
+    ["FERRY_LOG", "FERRY_LOG_FORMAT"]
+        .into_iter()
+        .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+        .collect()
+}
+
 /// The executors of `config.role`: managed runs on worker processes when the role executes
 /// them; push pools' backends (ECS) when it schedules them.
 pub fn real(
@@ -196,13 +206,23 @@ pub fn real(
             }
         };
         let cache = config.data_dir.join("cache").join("compiled");
+        let scratch = config
+            .scratch_dir
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("ferry-scratch"));
         let command = WorkerCommand {
             program: exe,
+            // The worker's whole view of the filesystem: Landlock leaves it these two
+            // directories (and a few read-only system paths), not the rest of the data
+            // directory.
             args: vec![
                 "executor-worker".into(),
                 "--cache-dir".into(),
                 cache.display().to_string(),
+                "--scratch-dir".into(),
+                scratch.display().to_string(),
             ],
+            env: worker_env(),
         };
         let pool = WorkerPool::start(
             command,

@@ -10,16 +10,20 @@ mod config;
 pub mod credential;
 mod error;
 mod executors;
+pub mod issuer;
 mod keys;
 mod metrics;
 mod openapi;
+pub mod permissions;
 mod push;
 pub mod run_token;
 mod server;
 mod state;
+mod timings;
 pub mod vault;
 
 pub use config::{Config, ConfigOverrides, ServerRole};
+pub use issuer::Issuer;
 pub use server::{
     audit_verify, bootstrap, executor_worker, migrate, root_key_rotate, serve, Bootstrapped,
     RootKeyRotation, Server,

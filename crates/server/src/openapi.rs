@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    api_keys, artifacts, audit, credentials, health, internal, pools, reports, runs, secrets,
+    api_keys, artifacts, audit, credentials, health, internal, oidc, pools, reports, runs, secrets,
     workspace,
 };
 
@@ -13,6 +13,7 @@ use crate::api::{
     info(title = "Ferry", description = "Ferry's execution-provisioner API."),
     paths(
         health::healthz, health::readyz, health::metrics,
+        oidc::discovery, oidc::jwks,
         pools::create, pools::list, pools::show, pools::update, pools::delete,
         artifacts::upload, artifacts::list, artifacts::show,
         runs::create, runs::list, runs::show, runs::cancel, runs::events, runs::logs,
@@ -68,6 +69,8 @@ mod tests {
             "/v1/audit",
             "/v1/workspace",
             "/internal/v1/workspaces",
+            "/.well-known/openid-configuration",
+            "/.well-known/jwks.json",
         ] {
             assert!(
                 doc.paths.paths.contains_key(path),

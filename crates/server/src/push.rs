@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use ferry_core::port::{RunJob, RunTokens, SecretSource};
+use ferry_core::port::{IdentityTokens, RunJob, RunTokens, SecretSource};
 use ferry_core::{
-    CheckOutcome, CredentialCheck, CredentialKind, FieldError, Name, PoolId, PoolLimits, PoolType,
-    RunId, WorkspaceId,
+    AllowedEndpoints, CheckOutcome, CredentialCheck, CredentialKind, FieldError, Name, PoolId,
+    PoolLimits, PoolType, RunId, WorkspaceId,
 };
 use serde_json::Value;
 
@@ -42,24 +42,6 @@ fn answer(pool_type: PoolType, what: &str, errors: &[FieldError]) -> Result<(), 
     )))
 }
 
-/// Checks a push pool's base template; fields left for runs to set may be missing.
-pub fn check_template(pool_type: PoolType, template: &Value) -> Result<(), ApiError> {
-    let errors: Vec<FieldError> = spec_errors(pool_type, template, &Value::Null)
-        .into_iter()
-        .filter(|e| !e.is_missing())
-        .collect();
-    answer(pool_type, "job_template", &errors)
-}
-
-/// Checks what a run would be submitted with: the template with its variables over it.
-pub fn check_run(pool_type: PoolType, template: &Value, variables: &Value) -> Result<(), ApiError> {
-    answer(
-        pool_type,
-        "job (job_template with job_variables)",
-        &spec_errors(pool_type, template, variables),
-    )
-}
-
 /// The push backends of this process, shared by the scheduler (which drives runs with them)
 /// and the API (which validates credentials with them). Built lazily: no cloud is reached
 /// until a run or a validation needs it.
@@ -67,10 +49,17 @@ pub fn check_run(pool_type: PoolType, template: &Value, variables: &Value) -> Re
 pub struct Backends {
     pub ecs: Arc<ferry_push_aws::EcsBackend>,
     pub cloud_run: Arc<ferry_push_gcp::CloudRunBackend>,
+    /// The operator's `FERRY_ALLOWED_ENDPOINTS`.
+    allowed_endpoints: AllowedEndpoints,
 }
 
 impl Backends {
-    pub fn new(vault: &Vault, run_tokens: &RunTokenSigner) -> Self {
+    pub fn new(
+        vault: &Vault,
+        run_tokens: &RunTokenSigner,
+        allowed_endpoints: &AllowedEndpoints,
+        identity_tokens: Arc<dyn IdentityTokens>,
+    ) -> Self {
         let secrets: Arc<dyn SecretSource> = Arc::new(vault.clone());
         let tokens: Arc<dyn RunTokens> = Arc::new(run_tokens.clone());
         let cloud_run = ferry_push_gcp::CloudRunBackend::new(
@@ -78,7 +67,9 @@ impl Backends {
             ferry_push_gcp::GcpConfig {
                 // The template's `endpoint`, else https://run.googleapis.com.
                 endpoint: None,
+                allowed_endpoints: allowed_endpoints.clone(),
                 run_tokens: tokens.clone(),
+                identity_tokens: identity_tokens.clone(),
             },
         );
         let ecs = ferry_push_aws::EcsBackend::new(
@@ -88,24 +79,83 @@ impl Backends {
                 endpoint_url: None,
                 // The standard provider chain: environment, web identity, container, instance.
                 ferry_identity: None,
+                allowed_endpoints: allowed_endpoints.clone(),
                 run_tokens: tokens,
+                // Ferry's own OIDC tokens for aws-web-identity credentials.
+                identity_tokens,
             },
         );
         Self {
             ecs: Arc::new(ecs),
             cloud_run: Arc::new(cloud_run),
+            allowed_endpoints: allowed_endpoints.clone(),
         }
     }
 
+    /// The operator's `FERRY_ALLOWED_ENDPOINTS` (also what a credential's token exchange URL
+    /// may be on).
+    pub fn allowed_endpoints(&self) -> &AllowedEndpoints {
+        &self.allowed_endpoints
+    }
+
+    /// Checks a push pool's base template; fields left for runs to set may be missing. A
+    /// template's `endpoint` must be an origin the operator allows.
+    pub fn check_template(&self, pool_type: PoolType, template: &Value) -> Result<(), ApiError> {
+        let mut errors: Vec<FieldError> = spec_errors(pool_type, template, &Value::Null)
+            .into_iter()
+            .filter(|e| !e.is_missing())
+            .collect();
+        if pool_type != PoolType::Managed {
+            if let Some(endpoint) = template.get("endpoint").and_then(Value::as_str) {
+                if let Err(e) = self.allowed_endpoints.check_origin(endpoint) {
+                    if matches!(e, ferry_core::EndpointError::NotAllowed(_)) {
+                        errors.push(FieldError::new("endpoint", e.to_string()));
+                    }
+                }
+            }
+        }
+        answer(pool_type, "job_template", &errors)
+    }
+
+    /// Checks what a run would be submitted with: the template with its variables over it.
+    pub fn check_run(
+        &self,
+        pool_type: PoolType,
+        template: &Value,
+        variables: &Value,
+    ) -> Result<(), ApiError> {
+        answer(
+            pool_type,
+            "job (job_template with job_variables)",
+            &spec_errors(pool_type, template, variables),
+        )
+    }
+
     /// Checks workspace `ws`'s credential `name` (of `kind`) live, against the cluster or
-    /// project of `template` (a pool's, or empty).
+    /// project of `template` (a pool's, or empty). A keyless credential's token names its
+    /// pool (`pool`): without one, it is not tried.
     pub async fn validate(
         &self,
         ws: WorkspaceId,
         name: &Name,
         kind: CredentialKind,
+        pool: Option<&Name>,
         template: &Value,
     ) -> Vec<CredentialCheck> {
+        let keyless = matches!(
+            kind,
+            CredentialKind::GcpWorkloadIdentity | CredentialKind::AwsWebIdentity
+        );
+        let Some(pool) = pool.or((!keyless).then_some(name)) else {
+            return vec![CredentialCheck::new(
+                "pool",
+                CheckOutcome::Failed,
+                format!(
+                    "a {kind} credential acts with Ferry's token for one pool (sub \
+                     workspace:{ws}:pool:<pool name>): validate it with {{\"pool\": <a pool using it>}}"
+                ),
+            )];
+        };
         let pool_type = if kind.fits(PoolType::Ecs) {
             PoolType::Ecs
         } else {
@@ -114,7 +164,7 @@ impl Backends {
         let job = handle(
             ws,
             PoolId::new(),
-            name.clone(),
+            pool.clone(),
             pool_type,
             template,
             Some(name),
@@ -124,7 +174,7 @@ impl Backends {
             _ => {
                 let template = template.as_object().is_some_and(|t| !t.is_empty());
                 self.cloud_run
-                    .validate(ws, name, template.then_some(&job.job_template))
+                    .validate(ws, pool, name, template.then_some(&job.job_template))
                     .await
                     .into_iter()
                     .map(|c| {
@@ -294,7 +344,7 @@ impl Backends {
                 }
                 match self
                     .cloud_run
-                    .delete_idle_jobs(ws.id, credential, &pool.job_template, idle_for)
+                    .delete_idle_jobs(ws.id, &pool.name, credential, &pool.job_template, idle_for)
                     .await
                 {
                     Ok(jobs) => deleted += jobs.len(),

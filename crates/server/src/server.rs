@@ -193,6 +193,7 @@ pub async fn root_key_rotate(config: &Config) -> anyhow::Result<RootKeyRotation>
         let new_key_id = keyring.key_id();
         tracing::info!(new_key_id = %new_key_id, "Re-wrapping workspace keys under the KMS root key");
         let (rewrapped, old_ids) = rewrap_all(&store, keyring.as_ref(), &new_key_id).await?;
+        crate::issuer::rewrap_all(&store, keyring.as_ref(), &new_key_id).await?;
         store.close().await;
         tracing::info!(new_key_id = %new_key_id, rewrapped, "Root key rotated");
         return Ok(RootKeyRotation {
@@ -210,7 +211,9 @@ pub async fn root_key_rotate(config: &Config) -> anyhow::Result<RootKeyRotation>
     let (lock, old_key_id, new_key_id) = keyring.rotate().context("rotating the root key")?;
     tracing::info!(old_key_id = %old_key_id, new_key_id = %new_key_id, "Root key replaced; re-wrapping workspace keys");
     let (rewrapped, _) = rewrap_all(&store, &keyring, &new_key_id).await?;
-    let in_use = store.workspace_key_root_ids().await?;
+    crate::issuer::rewrap_all(&store, &keyring, &new_key_id).await?;
+    let mut in_use = store.workspace_key_root_ids().await?;
+    in_use.extend(store.issuer_key_root_ids().await?);
     let retired = keyring
         .retire_unused(&in_use)
         .context("removing retired root keys")?;
@@ -330,21 +333,25 @@ fn init_tracing() {
 }
 
 /// Runs one executor worker on stdin/stdout until its parent (`ferry serve`) closes stdin.
-/// Its stdout is the protocol: logs go to stderr.
-pub async fn executor_worker(
+/// Its stdout is the protocol: logs go to stderr. Not async, and to be called before any
+/// async runtime exists: the worker confines itself while it has a single thread (see
+/// `ferry_wasm_host::worker::serve_confined`), so its two directories are made first.
+pub fn executor_worker(
     cache_dir: std::path::PathBuf,
-    scratch_dir: Option<std::path::PathBuf>,
+    scratch_dir: std::path::PathBuf,
 ) -> anyhow::Result<()> {
     init_tracing();
     std::fs::create_dir_all(&cache_dir)
         .with_context(|| format!("creating the compiled-flow cache {}", cache_dir.display()))?;
+    std::fs::create_dir_all(&scratch_dir).with_context(|| {
+        format!(
+            "creating the scratch directory root {}",
+            scratch_dir.display()
+        )
+    })?;
     let mut host = ferry_wasm_host::HostConfig::new(cache_dir);
-    if let Some(dir) = scratch_dir {
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("creating the scratch directory root {}", dir.display()))?;
-        host.scratch_root = dir;
-    }
-    ferry_wasm_host::worker::serve_stdio(host).await?;
+    host.scratch_root = scratch_dir;
+    ferry_wasm_host::worker::serve_confined(host)?;
     Ok(())
 }
 
@@ -457,6 +464,12 @@ impl Server {
         }
         let keyring = keyring(&config).await?;
         tracing::info!(root_key_id = %keyring.key_id(), "Root key loaded");
+        let issuer = crate::issuer::Issuer::new(
+            store.clone(),
+            keyring.clone(),
+            config.public_url.clone(),
+            config.oidc_key_rotation_days,
+        );
         let vault = Vault::new(store.clone(), keyring);
         let internal_token = secret(
             &config,
@@ -466,20 +479,31 @@ impl Server {
         )?;
         let internal_token_hash = pepper.hash(internal_token.expose_secret());
         let shutdown = CancellationToken::new();
-        let backends = Backends::new(&vault, &run_tokens);
+        let backends = Backends::new(
+            &vault,
+            &run_tokens,
+            &config.allowed_endpoints,
+            std::sync::Arc::new(issuer.clone()),
+        );
         let executors = if config.role.schedules() {
             executors(&store, &vault, &backends)?
         } else {
             Executors::default()
         };
         let scheduler = config.role.schedules().then(|| {
-            let engine = config.engine.clone().unwrap_or_else(|| {
+            let mut engine = config.engine.clone().unwrap_or_else(|| {
                 ferry_engine::Config::with_owner(format!(
                     "{}-{}",
                     hostname(),
                     uuid::Uuid::new_v4().simple()
                 ))
             });
+            engine.managed_memory_mb = engine.managed_memory_mb.or(Some(config.executor_memory_mb));
+            if let Err(error) = config.engine_settings.apply(&mut engine) {
+                // Checked when the configuration was loaded; a test's own engine config may
+                // still disagree with it.
+                tracing::warn!(error = %error, "Engine settings not applied");
+            }
             Scheduler::new(store.clone(), executors, engine)
         });
         let state = AppState::new(Inner {
@@ -488,10 +512,12 @@ impl Server {
             pepper,
             run_tokens,
             push: backends,
+            issuer,
             internal_token_hash,
             scheduler: scheduler.clone(),
             metrics: Metrics::default(),
             max_body_bytes: config.max_body_bytes,
+            executor_memory_mb: config.executor_memory_mb,
             shutdown: shutdown.clone(),
         });
         let mut listeners = Vec::new();
@@ -506,6 +532,8 @@ impl Server {
             public_addr = Some(addr);
             // Containers of pushed runs post back here unless FERRY_PUBLIC_URL says otherwise.
             state.run_tokens.set_api_url(format!("http://{addr}"));
+            // The issuer is FERRY_PUBLIC_URL, else this listener.
+            state.issuer.set_default_url(format!("http://{addr}"));
             listeners.push(task);
             let (addr, task) = listen(
                 config.internal_listen,
@@ -516,6 +544,10 @@ impl Server {
             internal_addr = Some(addr);
             listeners.push(task);
         }
+        // A process without the public listener signs as the one configured to listen.
+        state
+            .issuer
+            .set_default_url(format!("http://{}", config.listen));
         if matches!(config.role, ServerRole::All | ServerRole::Scheduler) {
             state
                 .push

@@ -22,10 +22,14 @@ pub struct Inner {
     pub run_tokens: crate::run_token::RunTokenSigner,
     /// The push backends (validation of credentials; the scheduler drives runs with them).
     pub push: crate::push::Backends,
+    /// Ferry's OIDC issuer (its discovery document and JWKS; the push backends' tokens).
+    pub issuer: crate::issuer::Issuer,
     pub internal_token_hash: [u8; 32],
     pub scheduler: Option<Scheduler>,
     pub metrics: Metrics,
     pub max_body_bytes: usize,
+    /// `FERRY_EXECUTOR_MEMORY_MB`: the most memory a managed pool or run may ask for.
+    pub executor_memory_mb: u64,
     /// Fired when the server starts shutting down: long-lived responses (log follows) end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

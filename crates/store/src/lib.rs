@@ -19,6 +19,7 @@ mod artifacts;
 mod audit;
 mod credentials;
 mod error;
+mod issuer_keys;
 mod logs;
 mod models;
 mod pools;
@@ -33,6 +34,7 @@ mod workspaces;
 
 pub use artifacts::Artifact;
 pub use error::Error;
+pub use issuer_keys::{IssuerKey, NewIssuerKey};
 pub use logs::LOGS_DISCARDED_NOTICE;
 pub use models::*;
 pub use store::{Backend, Store};

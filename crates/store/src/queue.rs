@@ -14,23 +14,53 @@
 //! IMMEDIATE` transaction, which holds the database's single write lock throughout.
 
 use chrono::{DateTime, Utc};
-use ferry_core::{PoolType, RunId, RunState};
+use ferry_core::{PoolLimits, PoolType, RunId, RunState};
 use serde_json::Value;
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::models::Run;
+use crate::pools::parse_limits;
 use crate::runs::{insert_event, parse_state, run_columns, RunRow};
 use crate::store::{micros, on_pool, on_tx, owned_states, Store, Tx};
 
-/// A due run that may be claimed, with its pool's concurrency limit.
+/// A due run that may be claimed, with its pool's concurrency limit and both sides' limits.
 #[derive(sqlx::FromRow)]
 struct Candidate {
     id: Uuid,
     pool_id: Uuid,
     generation: i64,
     concurrency_limit: Option<i64>,
+    pool_limits: Json<Value>,
+    run_limits: Json<Value>,
+}
+
+/// The memory (MiB) a run with these limits may take: its pool's, lowered by its own.
+fn memory_mb(pool: Value, run: Value) -> Result<u64> {
+    let (pool, run) = (parse_limits(pool)?, parse_limits(run)?);
+    let limits = pool.narrowed_by(&run).unwrap_or_else(|_| pool.effective());
+    Ok(limits
+        .memory_mb
+        .or(PoolLimits::DEFAULT.memory_mb)
+        .map_or(0, u64::from))
+}
+
+/// The memory limits, summed, of the runs `owner` holds in an owned state.
+async fn memory_held(tx: &mut Tx, owner: &str) -> Result<u64> {
+    const HELD: &str = concat!(
+        "SELECT p.limits AS pool_limits, r.limits AS run_limits ",
+        "FROM runs r JOIN pools p ON p.id = r.pool_id ",
+        "WHERE r.lease_owner = $1 AND r.state IN ",
+        owned_states!()
+    );
+    let rows: Vec<(Json<Value>, Json<Value>)> =
+        on_tx!(tx, |c| sqlx::query_as(HELD).bind(owner).fetch_all(c).await)?;
+    let mut used = 0u64;
+    for (pool, run) in rows {
+        used = used.saturating_add(memory_mb(pool.0, run.0)?);
+    }
+    Ok(used)
 }
 
 /// An owned run whose lease expired.
@@ -71,6 +101,24 @@ impl Store {
         limit: u32,
         pool_types: &[PoolType],
     ) -> Result<Vec<Run>> {
+        self.runs_claim_within(owner, now, lease_until, limit, pool_types, None)
+            .await
+    }
+
+    /// [`Store::runs_claim`], within a memory budget: with `memory_budget_mb`, a due run is
+    /// claimed only if its memory limit (its pool's, lowered by its own) fits in what the
+    /// budget leaves after the runs `owner` already holds in an owned state; one that does
+    /// not fit stays `scheduled` for a later round (or another process). Takeovers are not
+    /// held back: they are runs already admitted somewhere.
+    pub async fn runs_claim_within(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: u32,
+        pool_types: &[PoolType],
+        memory_budget_mb: Option<u64>,
+    ) -> Result<Vec<Run>> {
         let Some(types) = type_binds(pool_types) else {
             return Ok(Vec::new());
         };
@@ -81,8 +129,17 @@ impl Store {
         let mut tx = self.begin().await?;
         let mut claimed = take_over_expired(&mut tx, owner, now, until, limit, types).await?;
         let remaining = limit as usize - claimed.len();
-        if remaining > 0 {
-            claimed.extend(claim_due(&mut tx, owner, now, until, remaining, types).await?);
+        let memory_left = match memory_budget_mb {
+            Some(budget) => {
+                let used = memory_held(&mut tx, owner).await?;
+                Some(budget.saturating_sub(used))
+            }
+            None => None,
+        };
+        if remaining > 0 && memory_left != Some(0) {
+            claimed.extend(
+                claim_due(&mut tx, owner, now, until, remaining, types, memory_left).await?,
+            );
         }
         tx.commit().await?;
         Ok(claimed)
@@ -159,6 +216,34 @@ impl Store {
                 generation,
             });
         }
+        Ok(())
+    }
+
+    /// Records an event that changes nothing (`from` = `to` = the run's state): what an owner
+    /// did meanwhile, e.g. a submission retried after a transient failure. Conditional on the
+    /// run being owned at `generation`: `Stale` otherwise.
+    pub async fn run_note(&self, id: RunId, generation: i64, cause: &str) -> Result<()> {
+        let sql = concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1 AND generation = $2 AND state IN ",
+            owned_states!()
+        );
+        let mut tx = self.begin().await?;
+        let row: Option<RunRow> = on_tx!(&mut tx, |c| sqlx::query_as(sql)
+            .bind(id.0)
+            .bind(generation)
+            .fetch_optional(c)
+            .await)?;
+        let Some(row) = row else {
+            return Err(Error::Stale {
+                expected: RunState::Pending,
+                generation,
+            });
+        };
+        let run = row.into_model()?;
+        insert_event(&mut tx, &run, Some(run.state), cause).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -296,11 +381,13 @@ async fn claim_due(
     until: DateTime<Utc>,
     limit: usize,
     types: [&str; 3],
+    mut memory_left: Option<u64>,
 ) -> Result<Vec<Run>> {
     // Pools already at their limit are filtered out here, so their runs do not crowd out
     // the candidates of other pools; the exact count is taken again below, under a lock.
     const FIND: &str = concat!(
-        "SELECT r.id, r.pool_id, r.generation, p.concurrency_limit ",
+        "SELECT r.id, r.pool_id, r.generation, p.concurrency_limit, ",
+        "p.limits AS pool_limits, r.limits AS run_limits ",
         "FROM runs r JOIN pools p ON p.id = r.pool_id ",
         "WHERE r.state = 'scheduled' AND r.scheduled_at <= $1 AND p.paused = FALSE ",
         "AND r.pool_type IN ($2, $3, $4) ",
@@ -369,6 +456,16 @@ async fn claim_due(
             if *slots <= 0 {
                 continue;
             }
+        }
+        if let Some(left) = memory_left.as_mut() {
+            let needs = memory_mb(cand.pool_limits.0.clone(), cand.run_limits.0.clone())?;
+            if needs > *left {
+                // Waits `scheduled` until enough is free.
+                continue;
+            }
+            *left -= needs;
+        }
+        if let Some((_, slots)) = free.iter_mut().find(|(id, _)| *id == cand.pool_id) {
             *slots -= 1;
         }
         let row: Option<RunRow> = on_tx!(tx, |c| sqlx::query_as(CLAIM)

@@ -21,6 +21,8 @@
 mod cache;
 mod capture;
 mod config;
+#[cfg(target_os = "linux")]
+pub mod confine;
 mod engine;
 mod flow_host;
 mod host;

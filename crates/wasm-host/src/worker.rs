@@ -5,6 +5,12 @@
 //! that died — whose in-flight runs end `crashed` (`worker_lost`) and are retried per their
 //! pool's policy. [`serve_stdio`] is the worker's side (`ferry executor-worker`).
 //!
+//! A worker is a sandbox boundary of its own: it starts with an empty environment (nothing
+//! of the control plane's secrets; [`WorkerCommand::env`] is all it gets) and, on Linux,
+//! confines itself before it reads a frame ([`serve_confined`], `confine.rs`): no core dumps,
+//! bounded descriptors, no_new_privs, Landlock (only its cache and scratch directories are
+//! writable, the rest of the data directory unreadable) and a seccomp allow-list.
+//!
 //! The protocol is one JSON object per line on the worker's stdin and stdout. The worker asks
 //! for an artifact's bytes only when neither of its caches has the compiled artifact; the
 //! on-disk cache is shared by all workers, so only the first compile of a digest is paid.
@@ -173,7 +179,50 @@ impl LogSink for PipeSink {
     }
 }
 
-/// Runs a worker on this process's stdin and stdout until the parent closes stdin.
+/// Why a worker process stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[cfg(target_os = "linux")]
+    #[error("confining the executor worker")]
+    Confine(#[source] crate::confine::Error),
+    #[error("starting the executor worker's async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+/// The executor worker process's main (`ferry executor-worker`): confines the process (on
+/// Linux; see `confine.rs`), then starts the async runtime and serves on stdin and stdout
+/// until the parent closes stdin. Call it while the process has a single thread — before any
+/// async runtime exists — so that every thread the worker ever has is confined; its
+/// `cache_dir` and `scratch_root` must exist.
+pub fn serve_confined(config: HostConfig) -> Result<(), ServeError> {
+    #[cfg(target_os = "linux")]
+    {
+        let confined = crate::confine::apply(&config).map_err(ServeError::Confine)?;
+        match confined.landlock {
+            crate::confine::LandlockStatus::Full => {
+                tracing::info!(landlock = "full", "Executor worker confined")
+            }
+            status => tracing::warn!(
+                landlock = ?status,
+                "Executor worker confined, but this kernel does not enforce all of Landlock: \
+                 its filesystem is less restricted than it should be"
+            ),
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    tracing::warn!("Executor worker not confined: confinement exists on Linux only");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(ServeError::Runtime)?;
+    runtime.block_on(serve_stdio(config))?;
+    Ok(())
+}
+
+/// Runs a worker on this process's stdin and stdout until the parent closes stdin. The
+/// process is not confined by this (see [`serve_confined`]).
 pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
     let host = Host::new(config)?;
     let (out, mut out_rx) = mpsc::unbounded_channel::<FromWorker>();
@@ -284,6 +333,10 @@ pub async fn serve_stdio(config: HostConfig) -> Result<(), HostError> {
 pub struct WorkerCommand {
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// The worker's whole environment: it inherits none of the control plane's, which holds
+    /// its secrets (API-key pepper, internal token, database URL, cloud credentials). Put
+    /// nothing secret here; what a run needs reaches the worker in its frame.
+    pub env: Vec<(String, String)>,
 }
 
 enum Event {
@@ -394,6 +447,8 @@ impl WorkerPool {
         let cmd = &self.inner.command;
         let mut child: Child = Command::new(&cmd.program)
             .args(&cmd.args)
+            .env_clear()
+            .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::inherit())

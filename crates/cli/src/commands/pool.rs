@@ -29,6 +29,14 @@ pub enum PoolCommand {
         /// The pool's name.
         name: String,
     },
+    /// Print the cloud permissions a push pool's credential needs (JSON): for ecs, an IAM
+    /// policy document and the trust actions; for cloud-run, the roles and permissions. The
+    /// Terraform modules in infra/terraform grant exactly these. Needs no server.
+    IamPolicy {
+        /// The pool type.
+        #[arg(long = "type", value_name = "TYPE", value_parser = PossibleValuesParser::new(["ecs", "cloud-run"]))]
+        pool_type: String,
+    },
 }
 
 fn pool_types() -> PossibleValuesParser {
@@ -125,8 +133,12 @@ impl Update {
 }
 
 pub async fn run(g: &Global, command: PoolCommand) -> anyhow::Result<()> {
+    if let PoolCommand::IamPolicy { pool_type } = &command {
+        return iam_policy(pool_type);
+    }
     let client = client(g)?;
     match command {
+        PoolCommand::IamPolicy { .. } => Ok(()),
         PoolCommand::Create(c) => {
             let pool = client.create_pool(&c.body()).await?;
             match g.output {
@@ -254,6 +266,19 @@ pub(crate) fn details(p: &Pool) -> String {
         ("Updated", output::time(&p.updated_at)),
     ]);
     output::details(&rows)
+}
+
+/// `ferry pool iam-policy`: the permissions from the push backends' own lists.
+fn iam_policy(pool_type: &str) -> anyhow::Result<()> {
+    let pool_type = PoolType::parse(pool_type)
+        .filter(|t| t.is_push())
+        .ok_or_else(|| anyhow::anyhow!("--type must be ecs or cloud-run"))?;
+    let mut out = ferry_server::permissions::permissions(pool_type)
+        .ok_or_else(|| anyhow::anyhow!("{pool_type} pools need no cloud permissions"))?;
+    if pool_type == PoolType::Ecs {
+        out["policy"] = ferry_server::permissions::ecs_policy_document();
+    }
+    output::json(&out)
 }
 
 #[cfg(test)]

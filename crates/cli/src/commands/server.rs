@@ -85,11 +85,13 @@ pub async fn serve(args: ServerArgs) -> anyhow::Result<()> {
 }
 
 /// `ferry executor-worker` (hidden): one sandbox worker process, driven by `ferry serve`.
-pub async fn executor_worker(
+/// Called before the async runtime is started: the worker confines itself while it has a
+/// single thread, then starts its own.
+pub fn executor_worker(
     cache_dir: std::path::PathBuf,
-    scratch_dir: Option<std::path::PathBuf>,
+    scratch_dir: std::path::PathBuf,
 ) -> anyhow::Result<()> {
-    ferry_server::executor_worker(cache_dir, scratch_dir).await
+    ferry_server::executor_worker(cache_dir, scratch_dir)
 }
 
 /// `ferry migrate`.

@@ -140,3 +140,112 @@ async fn timeout_after_success(env: Env) {
     );
     assert_eq!(done.attempt, 1);
 }
+
+both_backends!(
+    a_run_whose_status_cannot_be_read_still_ends_at_its_max_runtime,
+    unreadable_past_max_runtime
+);
+async fn unreadable_past_max_runtime(env: Env) {
+    let limits = PoolLimits {
+        timeout_s: Some(1),
+        ..Default::default()
+    };
+    let run = env
+        .submit_with(&env.ecs, json!({"unreadable": true}), limits, 2)
+        .await;
+    // More failed polls allowed than fit in its runtime: the deadline is what ends it.
+    let h = env.start_with("s1", |c| c.failed_poll_limit = 1_000_000);
+    let done = env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::StatusUnknown));
+    assert!(
+        done.state_message
+            .as_deref()
+            .unwrap_or("")
+            .contains("maximum runtime"),
+        "{done:?}"
+    );
+    // Not retried (the job may still run), and a stop was asked for.
+    assert_eq!(done.attempt, 1);
+    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)]);
+    assert!(env.cloud.cancel_requested(run.id, 1));
+}
+
+both_backends!(
+    a_run_whose_status_cannot_be_read_ends_after_the_failed_poll_limit,
+    unreadable_forever
+);
+async fn unreadable_forever(env: Env) {
+    let run = env.submit(&env.ecs, json!({"unreadable": true})).await;
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::StatusUnknown));
+    assert!(
+        done.state_message
+            .as_deref()
+            .unwrap_or("")
+            .contains("could not be read"),
+        "{done:?}"
+    );
+}
+
+both_backends!(
+    a_cancel_whose_stop_cannot_be_confirmed_still_ends_cancelled,
+    unreadable_cancel
+);
+async fn unreadable_cancel(env: Env) {
+    // The positive control is `cancel` above: with readable polls the stop is confirmed.
+    let run = env.submit(&env.ecs, json!({"unreadable": true})).await;
+    let h = env.start("s1");
+    env.wait_for(run.id, Running).await;
+    env.store.run_request_cancel(env.ws, run.id).await.unwrap();
+    h.scheduler().notify_cancel_requested();
+    env.wait_for(run.id, Cancelled).await;
+    h.stop().await;
+    // The stop was sent although no poll could confirm it, and the run says so.
+    assert!(env.cloud.cancel_requested(run.id, 1));
+    let path = env.events(run.id).await;
+    assert!(
+        path.iter().any(|cause| cause.contains("not confirmed")),
+        "{path:?}"
+    );
+}
+
+both_backends!(
+    throttled_submissions_are_retried_within_the_start_deadline_each_an_event,
+    throttled_then_accepted
+);
+async fn throttled_then_accepted(env: Env) {
+    let run = env.submit(&env.ecs, json!({"throttle": 4})).await;
+    let h = env.start_with("s1", |c| {
+        c.start_deadline = std::time::Duration::from_secs(60)
+    });
+    let done = env.wait_for(run.id, Completed).await;
+    h.stop().await;
+    // One task, and each throttled try recorded on the run.
+    assert_eq!(env.cloud.journal.entries(), vec![(run.id, 1)]);
+    let retries: Vec<String> = env
+        .events(run.id)
+        .await
+        .into_iter()
+        .filter(|c| c.contains("retry"))
+        .collect();
+    assert_eq!(retries.len(), 4, "{retries:?}");
+    assert!(retries[0].contains("throttled"), "{retries:?}");
+    assert_eq!(done.attempt, 1);
+}
+
+both_backends!(
+    throttling_past_the_start_deadline_crashes_the_attempt,
+    throttled_past_the_deadline
+);
+async fn throttled_past_the_deadline(env: Env) {
+    let run = env.submit(&env.ecs, json!({"throttle": 1_000})).await;
+    // fast_config's start deadline is 500 ms: a few retries fit, then it gives up.
+    let h = env.start("s1");
+    let done = env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    assert_eq!(done.state_reason, Some(FailureReason::Throttled));
+    assert!(env.cloud.journal.entries().is_empty());
+}

@@ -97,6 +97,13 @@ impl Env {
         self.scheduler(owner).start()
     }
 
+    /// A scheduler with [`fast_config`] changed by `configure`, started.
+    pub fn start_with(&self, owner: &str, configure: impl FnOnce(&mut Config)) -> SchedulerHandle {
+        let mut config = fast_config(owner);
+        configure(&mut config);
+        Scheduler::new(self.store.clone(), self.executors(), config).start()
+    }
+
     pub async fn submit(&self, pool: &Pool, parameters: Value) -> Run {
         self.submit_with(pool, parameters, PoolLimits::default(), 0)
             .await
@@ -153,6 +160,12 @@ impl Env {
             .map(|e| (e.from_state, e.to_state))
             .collect()
     }
+
+    /// The causes of the run's events, in order.
+    pub async fn events(&self, id: RunId) -> Vec<String> {
+        let events = self.store.run_events(self.ws, id).await.unwrap();
+        events.into_iter().map(|e| e.cause).collect()
+    }
 }
 
 pub fn new_pool(name: &str, pool_type: PoolType, max_retries: u32) -> NewPool {
@@ -176,6 +189,7 @@ pub fn fast_config(owner: &str) -> Config {
         push_poll_interval: Duration::from_millis(30),
         timeout_grace: Duration::from_millis(200),
         start_deadline: Duration::from_millis(500),
+        failed_poll_limit: 10,
         ..Config::with_owner(owner)
     }
 }

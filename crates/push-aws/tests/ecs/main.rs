@@ -4,8 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod canary;
 mod engine;
 mod lifecycle;
 mod submit;
 mod support;
 mod tenants;
+mod validate;
+mod web_identity;

@@ -43,6 +43,18 @@ impl Secrets {
             .insert(ws, format!("ferry-{}", RunId::new()));
     }
 
+    /// Gives `ws` an `aws-web-identity` credential `name` for a role in `account`.
+    pub fn web_identity(&self, ws: WorkspaceId, name: &str, account: &str) {
+        let material = json!({
+            "role_arn": format!("arn:aws:iam::{account}:role/ferry-keyless"),
+            "region": REGION,
+        });
+        self.creds.lock().unwrap().insert(
+            (ws, name.to_owned()),
+            (CredentialKind::AwsWebIdentity, material.to_string()),
+        );
+    }
+
     /// Gives `ws` an `aws-access-key` credential `name` (moto's default account).
     pub fn access_key(&self, ws: WorkspaceId, name: &str) {
         let material = json!({
@@ -91,20 +103,27 @@ impl SecretSource for Secrets {
 }
 
 /// Ferry's own identity in moto: static dummy keys (moto's default account).
-fn ferry_identity() -> SharedCredentialsProvider {
+pub fn ferry_identity() -> SharedCredentialsProvider {
     SharedCredentialsProvider::new(Credentials::new("testing", "testing", None, None, "test"))
 }
 
 /// A backend against moto, minting `token-<run id>` as each run's token.
 pub fn backend(secrets: Arc<Secrets>) -> EcsBackend {
+    backend_at(secrets, &moto().endpoint)
+}
+
+/// A backend sending every AWS call (Ferry's own STS calls too) to `endpoint_url`.
+pub fn backend_at(secrets: Arc<Secrets>, endpoint_url: &str) -> EcsBackend {
     EcsBackend::new(
         secrets,
         EcsConfig {
-            endpoint_url: Some(moto().endpoint.clone()),
+            endpoint_url: Some(endpoint_url.to_owned()),
             ferry_identity: Some(ferry_identity()),
+            allowed_endpoints: ferry_push_aws::AllowedEndpoints::default(),
             run_tokens: Arc::new(|job: &RunJob| {
                 SecretString::from(format!("token-{}", job.run_id))
             }),
+            identity_tokens: Arc::new(ferry_core::port::NoIdentityTokens),
         },
     )
 }

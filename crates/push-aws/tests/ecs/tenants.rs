@@ -132,7 +132,9 @@ async fn assume_role_without_an_external_id_is_refused() {
         ferry_push_aws::EcsConfig {
             endpoint_url: Some(moto().endpoint.clone()),
             ferry_identity: None,
+            allowed_endpoints: ferry_push_aws::AllowedEndpoints::default(),
             run_tokens: Arc::new(|_: &ferry_core::port::RunJob| secrecy::SecretString::from("t")),
+            identity_tokens: Arc::new(ferry_core::port::NoIdentityTokens),
         },
     );
     let e = backend
@@ -155,4 +157,89 @@ async fn an_access_key_credential_works_too() {
         .await
         .unwrap();
     assert!(arn(&infra).contains(":123456789012:"), "{infra}");
+}
+
+/// A backend with no operator-wide endpoint: a pool's `endpoint` decides, within `allowed`.
+fn backend_allowing(
+    secrets: Arc<Secrets>,
+    allowed: ferry_push_aws::AllowedEndpoints,
+) -> ferry_push_aws::EcsBackend {
+    ferry_push_aws::EcsBackend::new(
+        secrets,
+        ferry_push_aws::EcsConfig {
+            endpoint_url: None,
+            ferry_identity: Some(crate::support::ferry_identity()),
+            allowed_endpoints: allowed,
+            run_tokens: Arc::new(|_: &ferry_core::port::RunJob| secrecy::SecretString::from("t")),
+            identity_tokens: Arc::new(ferry_core::port::NoIdentityTokens),
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_pool_endpoint_must_be_an_origin_the_operator_allows() {
+    // An access key: no call of Ferry's own identity (which goes where the operator says).
+    let a = moto().account("123456789012");
+    let secrets = Arc::new(Secrets::default());
+    let ws = WorkspaceId::new();
+    secrets.access_key(ws, "aws");
+    let moto_url = url::Url::parse(&moto().endpoint).unwrap();
+    let port = moto_url.port().unwrap();
+    let allowed = ferry_push_aws::AllowedEndpoints::none()
+        .with(&format!("http://127.0.0.1:{port}"))
+        .unwrap();
+    let backend = backend_allowing(secrets, allowed);
+    let with_endpoint = |e: &str| {
+        let mut t = template(&a);
+        t["endpoint"] = json!(e);
+        t
+    };
+
+    // Positive control: the allowed origin works.
+    let ok = job(
+        ws,
+        "aws",
+        with_endpoint(&format!("http://127.0.0.1:{port}")),
+        json!({}),
+    );
+    let infra = backend.submit(&ok).await.unwrap();
+    let ecs = ecs_as(&a.id).await;
+    assert_eq!(tasks_in(&ecs, "flows").await, vec![arn(&infra)]);
+
+    // The same moto server under names a string prefix would have let through: refused
+    // before anything is signed or sent.
+    for refused in [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1.evil.tld:{port}"),
+        format!("http://127.0.0.1:{port}@127.0.0.1:{port}"),
+        "https://ecs.eu-west-1.amazonaws.com".to_owned(),
+    ] {
+        let e = backend
+            .submit(&job(ws, "aws", with_endpoint(&refused), json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.failure.reason,
+            FailureReason::InvalidConfig,
+            "{refused}: {e}"
+        );
+        assert!(
+            e.failure.message.contains("endpoint")
+                || e.failure.message.contains("FERRY_ALLOWED_ENDPOINTS"),
+            "{refused}: {e}"
+        );
+    }
+    // A run can never point its pool's calls elsewhere, even at an allowed origin.
+    let e = backend
+        .submit(&job(
+            ws,
+            "aws",
+            template(&a),
+            json!({"endpoint": format!("http://127.0.0.1:{port}")}),
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(e.failure.reason, FailureReason::InvalidConfig, "{e}");
+    assert!(e.failure.message.contains("a run can never set it"), "{e}");
+    assert_eq!(tasks_in(&ecs, "flows").await, vec![arn(&infra)]);
 }

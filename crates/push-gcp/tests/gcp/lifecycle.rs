@@ -147,6 +147,7 @@ async fn idle_jobs_are_deleted_and_a_deleted_job_is_made_again() {
         .backend
         .delete_idle_jobs(
             env.ws_a,
+            &Name::parse("cr-pool").unwrap(),
             &gcp,
             &template(PROJECT_A),
             Duration::from_secs(3600),
@@ -157,7 +158,13 @@ async fn idle_jobs_are_deleted_and_a_deleted_job_is_made_again() {
     // Idle now: only the job with no running execution goes; B's project is untouched.
     let deleted = env
         .backend
-        .delete_idle_jobs(env.ws_a, &gcp, &template(PROJECT_A), Duration::ZERO)
+        .delete_idle_jobs(
+            env.ws_a,
+            &Name::parse("cr-pool").unwrap(),
+            &gcp,
+            &template(PROJECT_A),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert_eq!(deleted, [name(&idle)]);
@@ -169,7 +176,13 @@ async fn idle_jobs_are_deleted_and_a_deleted_job_is_made_again() {
     // Another workspace's cleanup does not touch A's jobs in a shared project... nor fails.
     let none = env
         .backend
-        .delete_idle_jobs(env.ws_b, &gcp, &template(PROJECT_B), Duration::ZERO)
+        .delete_idle_jobs(
+            env.ws_b,
+            &Name::parse("cr-pool").unwrap(),
+            &gcp,
+            &template(PROJECT_B),
+            Duration::ZERO,
+        )
         .await
         .unwrap();
     assert_eq!(none, [name(&b)]);
@@ -188,6 +201,7 @@ async fn idle_jobs_are_deleted_and_a_deleted_job_is_made_again() {
         .backend
         .delete_idle_jobs(
             env.ws_a,
+            &Name::parse("cr-pool").unwrap(),
             &gcp,
             &json!({"project": PROJECT_A}),
             Duration::ZERO

@@ -6,7 +6,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod canary;
 mod engine;
+mod federation;
+mod issuer;
 mod lifecycle;
 mod smoke;
 mod submit;

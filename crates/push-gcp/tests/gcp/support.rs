@@ -124,13 +124,20 @@ impl Env {
 
 /// A backend against `fake`, minting `token-<run id>` as each run's token.
 pub fn backend(fake: &FakeCloudRun, secrets: Arc<Secrets>) -> CloudRunBackend {
+    backend_at(fake.endpoint(), secrets)
+}
+
+/// A backend sending every Cloud Run call to `endpoint`.
+pub fn backend_at(endpoint: String, secrets: Arc<Secrets>) -> CloudRunBackend {
     CloudRunBackend::new(
         secrets,
         GcpConfig {
-            endpoint: Some(fake.endpoint()),
+            endpoint: Some(endpoint),
+            allowed_endpoints: ferry_push_gcp::AllowedEndpoints::default(),
             run_tokens: Arc::new(|job: &RunJob| {
                 SecretString::from(format!("token-{}", job.run_id))
             }),
+            identity_tokens: Arc::new(ferry_core::port::NoIdentityTokens),
         },
     )
 }

@@ -22,6 +22,7 @@ async fn a_fully_granted_key_passes_every_check() {
         .backend
         .validate(
             env.ws_a,
+            &ferry_core::Name::parse("cr-pool").unwrap(),
             &ferry_core::Name::parse("gcp").unwrap(),
             Some(&template(PROJECT_A)),
         )

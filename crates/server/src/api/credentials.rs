@@ -20,7 +20,8 @@ use crate::state::AppState;
 pub struct CredentialView {
     pub id: String,
     pub name: String,
-    /// gcp-service-account-key, gcp-workload-identity, aws-access-key or aws-assume-role.
+    /// gcp-service-account-key, gcp-workload-identity, aws-access-key, aws-assume-role or
+    /// aws-web-identity.
     pub kind: String,
     /// `hmac-sha256:<32 hex>` of the material under a key of this workspace: equal material
     /// has an equal fingerprint; nothing else can be learnt from it.
@@ -82,7 +83,9 @@ async fn external_id(state: &AppState, caller: &Caller) -> Result<String, ApiErr
 /// `key` (gcp-service-account-key: the JSON key file), `config` (gcp-workload-identity: the
 /// external_account configuration), `access_key_id`, `secret_access_key`, `session_token`,
 /// `region` (aws-access-key), `role_arn`, `region` (aws-assume-role; Ferry generates the
-/// external id). Admin only.
+/// external id), `role_arn`, `region` (aws-web-identity: assumed with Ferry's own OIDC token).
+/// Keyless kinds take no `credential_source`: Ferry presents its own token (sub
+/// `workspace:<id>:pool:<name>`). Admin only.
 #[utoipa::path(post, path = "/v1/credentials", tag = "credentials", request_body = Object,
     responses((status = 201, body = CredentialView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
     security(("api_key" = [])))]
@@ -92,7 +95,8 @@ pub async fn create(
     ApiJson(body): ApiJson<Value>,
 ) -> Result<(StatusCode, Json<CredentialView>), ApiError> {
     caller.require(Action::CredentialWrite)?;
-    let parsed = credential::parse(body).map_err(|e| ApiError::invalid(e.0))?;
+    let parsed = credential::parse(body, state.push.allowed_endpoints())
+        .map_err(|e| ApiError::invalid(e.0))?;
     let name = parsed
         .name
         .as_deref()
@@ -174,7 +178,8 @@ pub async fn rotate(
     caller.require(Action::CredentialWrite)?;
     let id = parse_id(&id)?;
     let current = state.store.credential_get(caller.workspace_id, id).await?;
-    let parsed = credential::parse(body).map_err(|e| ApiError::invalid(e.0))?;
+    let parsed = credential::parse(body, state.push.allowed_endpoints())
+        .map_err(|e| ApiError::invalid(e.0))?;
     if let Some(name) = &parsed.name {
         if name != current.name.as_str() {
             return Err(ApiError::invalid(format!(
@@ -254,10 +259,12 @@ pub async fn validate(
         serde_json::from_value(value).map_err(|e| ApiError::invalid(e.to_string()))?
     };
     let cred = state.store.credential_get(caller.workspace_id, id).await?;
+    let mut pool_name = None;
     let template = match &body.pool {
         None => serde_json::json!({}),
         Some(p) => {
             let name = parse_name("pool", p)?;
+            pool_name = Some(name.clone());
             let pool = match state.store.pool_get(caller.workspace_id, &name).await {
                 Ok(pool) => pool,
                 Err(ferry_store::Error::NotFound { .. }) => {
@@ -278,7 +285,13 @@ pub async fn validate(
     };
     let checks = state
         .push
-        .validate(caller.workspace_id, &cred.name, cred.kind, &template)
+        .validate(
+            caller.workspace_id,
+            &cred.name,
+            cred.kind,
+            pool_name.as_ref(),
+            &template,
+        )
         .await;
     let ok = checks
         .iter()

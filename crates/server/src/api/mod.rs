@@ -8,6 +8,7 @@ pub mod audit;
 pub mod credentials;
 pub mod health;
 pub mod internal;
+pub mod oidc;
 pub mod pools;
 pub mod reports;
 pub mod runs;
@@ -73,6 +74,7 @@ pub fn public_router() -> Router<AppState> {
         .route("/v1/api-keys", post(api_keys::create).get(api_keys::list))
         .route("/v1/api-keys/{id}", axum::routing::delete(api_keys::revoke))
         .merge(health::router())
+        .merge(oidc::router())
 }
 
 /// The internal listener's routes.

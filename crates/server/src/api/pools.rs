@@ -108,20 +108,41 @@ pub struct PoolList {
     pub items: Vec<PoolView>,
 }
 
-fn check_limits(limits: &PoolLimits) -> Result<(), ApiError> {
+fn check_limits(
+    state: &AppState,
+    pool_type: PoolType,
+    limits: &PoolLimits,
+) -> Result<(), ApiError> {
     limits
         .validate()
-        .map_err(|e| ApiError::invalid(format!("limits.{e}")))
+        .map_err(|e| ApiError::invalid(format!("limits.{e}")))?;
+    if pool_type == PoolType::Managed {
+        check_memory_budget(state, &limits.effective())?;
+    }
+    Ok(())
 }
 
-fn check_template(template: &Value, pool_type: PoolType) -> Result<(), ApiError> {
+/// A managed pool's or run's memory limit must fit in the executor memory budget: more could
+/// never start.
+pub(crate) fn check_memory_budget(state: &AppState, limits: &PoolLimits) -> Result<(), ApiError> {
+    let budget = state.executor_memory_mb;
+    match limits.memory_mb {
+        Some(mb) if u64::from(mb) > budget => Err(ApiError::invalid(format!(
+            "limits.memory_mb {mb} exceeds the {budget} MiB this Ferry gives managed runs in all \
+             (FERRY_EXECUTOR_MEMORY_MB); ask for at most {budget}"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+fn check_template(state: &AppState, template: &Value, pool_type: PoolType) -> Result<(), ApiError> {
     if !template.is_object() {
         return Err(ApiError::invalid("job_template must be a JSON object"));
     }
     if pool_type == PoolType::Managed {
         crate::executors::managed_grants(template).map_err(ApiError::invalid)?;
     }
-    crate::push::check_template(pool_type, template)
+    state.push.check_template(pool_type, template)
 }
 
 fn check_retries(n: u32) -> Result<(), ApiError> {
@@ -160,9 +181,9 @@ pub async fn create(
         ))
     })?;
     let limits = body.limits.unwrap_or_default();
-    check_limits(&limits)?;
+    check_limits(&state, pool_type, &limits)?;
     let job_template = body.job_template.unwrap_or_else(|| serde_json::json!({}));
-    check_template(&job_template, pool_type)?;
+    check_template(&state, &job_template, pool_type)?;
     let credential = body
         .credential
         .as_deref()
@@ -266,16 +287,20 @@ pub async fn update(
 ) -> Result<Json<PoolView>, ApiError> {
     caller.require(Action::PoolWrite)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
-    if let Some(l) = &body.limits {
-        check_limits(l)?;
+    let current = if body.limits.is_some() || body.job_template.is_some() {
+        Some(state.store.pool_get(caller.workspace_id, &name).await?)
+    } else {
+        None
+    };
+    if let (Some(l), Some(pool)) = (&body.limits, &current) {
+        check_limits(&state, pool.pool_type, l)?;
     }
-    let before = match &body.job_template {
-        Some(t) => {
-            let pool = state.store.pool_get(caller.workspace_id, &name).await?;
-            check_template(t, pool.pool_type)?;
+    let before = match (&body.job_template, current) {
+        (Some(t), Some(pool)) => {
+            check_template(&state, t, pool.pool_type)?;
             Some(pool)
         }
-        None => None,
+        _ => None,
     };
     if let Some(n) = body.max_retries {
         check_retries(n)?;

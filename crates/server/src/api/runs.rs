@@ -292,7 +292,9 @@ pub async fn create(
             "a run of a managed pool takes no job_variables; use limits or parameters",
         ));
     }
-    crate::push::check_run(pool.pool_type, &pool.job_template, &job_variables)?;
+    state
+        .push
+        .check_run(pool.pool_type, &pool.job_template, &job_variables)?;
     let mut limits = body.limits.unwrap_or_default();
     limits
         .validate()
@@ -308,9 +310,13 @@ pub async fn create(
             .validate()
             .map_err(|e| ApiError::invalid(e.to_string()))?;
     }
-    pool.limits
+    let effective = pool
+        .limits
         .narrowed_by(&limits)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
+    if pool.pool_type == PoolType::Managed {
+        crate::api::pools::check_memory_budget(&state, &effective)?;
+    }
     let max_retries = body.max_retries.unwrap_or(pool.max_retries);
     if max_retries > MAX_RETRIES_CEILING {
         return Err(ApiError::invalid(format!(

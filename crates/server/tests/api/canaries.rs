@@ -128,7 +128,7 @@ async fn no_canary_anywhere(mut app: App) {
         let body = json!({"name": format!("sa-{i}"), "kind": "gcp-service-account-key",
             "key": sa_key(&key_id, "ferry@proj.iam.gserviceaccount.com")});
         replies.push(app.post(&t.admin, "/v1/credentials", body).await);
-        let header = c.lower(format!("credential_source header of wif-{i}"));
+        let header = c.lower(format!("quota_project_id of wif-{i}"));
         let body = json!({"name": format!("wif-{i}"), "kind": "gcp-workload-identity", "config": wif_config(&header)});
         replies.push(app.post(&t.admin, "/v1/credentials", body).await);
         let id = format!("AKIA{}ABCD", c.upper(format!("access_key_id of aws-{i}")));

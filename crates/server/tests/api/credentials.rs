@@ -206,11 +206,17 @@ async fn bad_credentials_are_refused_saying_what_is_wrong(app: App) {
         ),
         (
             json!({"name": "w", "kind": "gcp-workload-identity", "config": file_sourced}),
-            &["credential_source.file is refused"],
+            &[
+                "credential_source (file) is refused",
+                "leave credential_source out",
+            ],
         ),
         (
             json!({"name": "w", "kind": "gcp-workload-identity", "config": exec_sourced}),
-            &["credential_source.executable is refused"],
+            &[
+                "credential_source (executable) is refused",
+                "leave credential_source out",
+            ],
         ),
         (
             json!({"name": "w", "kind": "gcp-workload-identity", "config": foreign_sts}),

@@ -12,5 +12,7 @@ mod canaries;
 mod credentials;
 mod envelope;
 mod kms;
+mod oidc;
 mod secrets;
+mod trust;
 mod workspace;

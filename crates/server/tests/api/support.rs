@@ -104,8 +104,21 @@ where
     F: FnOnce(App) -> Fut,
     Fut: Future<Output = ()>,
 {
+    run_configured(kind, |_| {}, test).await
+}
+
+/// [`run`], with the configuration changed by `configure` first.
+pub async fn run_configured<F, Fut>(
+    kind: Kind,
+    configure: impl FnOnce(&mut ferry_server::Config),
+    test: F,
+) where
+    F: FnOnce(App) -> Fut,
+    Fut: Future<Output = ()>,
+{
     let dir = tempfile::tempdir().unwrap();
     let mut config = ferry_server::Config::for_tests(dir.path());
+    configure(&mut config);
     let mut pg_name = None;
     if kind == Kind::Postgres {
         let (url, name) = ferry_store::testing::create_postgres_database()
@@ -157,6 +170,18 @@ impl App {
     pub fn vault(&self) -> ferry_server::Vault {
         let keyring = ferry_crypto::LocalKeyring::open(&self.config.data_dir).unwrap();
         ferry_server::Vault::new(self.store().clone(), std::sync::Arc::new(keyring))
+    }
+
+    /// An OIDC issuer of its own over the same database and root key files, at the
+    /// server's issuer URL (as another `ferry serve` process would have).
+    pub fn issuer(&self) -> ferry_server::Issuer {
+        let keyring = ferry_crypto::LocalKeyring::open(&self.config.data_dir).unwrap();
+        ferry_server::Issuer::new(
+            self.store().clone(),
+            std::sync::Arc::new(keyring),
+            Some(self.url.clone()),
+            self.config.oidc_key_rotation_days,
+        )
     }
 
     pub async fn request(
@@ -322,20 +347,17 @@ pub fn sa_key(private_key_id: &str, email: &str) -> Value {
     })
 }
 
-/// A workload-identity (external_account) configuration with a URL source whose header
-/// carries `header`.
-pub fn wif_config(header: &str) -> Value {
+/// A workload-identity (external_account) configuration in the form Ferry takes (no
+/// `credential_source`: Ferry presents its own token), carrying `canary` in its sealed
+/// material (`quota_project_id`, never shown).
+pub fn wif_config(canary: &str) -> Value {
     json!({
         "type": "external_account",
-        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/azure",
+        "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/ferry/providers/ferry-oidc",
         "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
         "token_url": "https://sts.googleapis.com/v1/token",
         "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/run@proj.iam.gserviceaccount.com:generateAccessToken",
-        "credential_source": {
-            "url": "http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01",
-            "headers": {"Metadata": "True", "X-Ferry-Test": header},
-            "format": {"type": "json", "subject_token_field_name": "access_token"}
-        }
+        "quota_project_id": canary,
     })
 }
 

@@ -215,6 +215,7 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
                 "audit_events",
                 "audit_heads",
                 "credentials",
+                "issuer_keys",
                 "pools",
                 "run_events",
                 "run_logs",

@@ -725,3 +725,68 @@ async fn claims_favour_the_workspace_with_the_fewest_runs_in_flight(db: Db) {
         .unwrap();
     assert!(rest.iter().all(|r| r.workspace_id == a.id));
 }
+
+backend_test!(claims_fit_a_memory_budget_and_the_rest_waits);
+async fn claims_fit_a_memory_budget_and_the_rest_waits(db: Db) {
+    let s = &db.store;
+    let ws = workspace(s, "acme").await;
+    // The pool allows 64 MiB; one run asks for less.
+    let p = pool(s, ws.id, "sbx", PoolType::Managed).await;
+    let now = Utc::now();
+    let mut runs = Vec::new();
+    for i in 0..4 {
+        let (r, _) = s
+            .run_create(&at(&p, now - Duration::seconds(10 - i)))
+            .await
+            .unwrap();
+        runs.push(r);
+    }
+    let small = NewRun {
+        limits: ferry_core::PoolLimits {
+            memory_mb: Some(16),
+            ..Default::default()
+        },
+        ..at(&p, now - Duration::seconds(1))
+    };
+    let (small, _) = s.run_create(&small).await.unwrap();
+    let until = now + Duration::days(1);
+    let managed = &[PoolType::Managed];
+
+    // 150 MiB: two 64 MiB runs fit, the third does not; the 16 MiB one fits in what is left.
+    let first = s
+        .runs_claim_within("exec-1", now, until, 10, managed, Some(150))
+        .await
+        .unwrap();
+    assert_eq!(ids(&first), vec![runs[0].id, runs[1].id, small.id]);
+    for r in &runs[2..] {
+        assert_eq!(
+            s.run_get(ws.id, r.id).await.unwrap().state,
+            RunState::Scheduled
+        );
+    }
+    // What it holds counts: nothing more fits until a held run ends.
+    assert!(s
+        .runs_claim_within("exec-1", now, until, 10, managed, Some(150))
+        .await
+        .unwrap()
+        .is_empty());
+    // Another process has a budget of its own (positive control).
+    let other = s
+        .runs_claim_within("exec-2", now, until, 1, managed, Some(64))
+        .await
+        .unwrap();
+    assert_eq!(ids(&other), vec![runs[2].id]);
+    // A held run ends: its memory is free at once.
+    let running = s
+        .run_transition(&step(&first[0], RunState::Running, "t"))
+        .await
+        .unwrap();
+    s.run_transition(&step(&running, RunState::Completed, "t"))
+        .await
+        .unwrap();
+    let next = s
+        .runs_claim_within("exec-1", now, until, 10, managed, Some(150))
+        .await
+        .unwrap();
+    assert_eq!(ids(&next), vec![runs[3].id]);
+}
