@@ -36,7 +36,11 @@ async fn cloud_run_runs_from_submit_to_show() {
         dir.path(),
         "cloud-run",
         &[],
-        &[("FERRY_EXECUTOR_WORKERS", "1")],
+        &[
+            ("FERRY_EXECUTOR_WORKERS", "1"),
+            // The operator allows the fake as a pool endpoint (the default would not).
+            ("FERRY_ALLOWED_ENDPOINTS", &fake.endpoint()),
+        ],
     )
     .await;
     let url = server.public_url.clone();

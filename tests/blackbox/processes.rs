@@ -546,6 +546,18 @@ async fn executor_workers_hold_no_secret_and_run_confined() {
         assert!(server_env.contains(value));
     }
     for worker in workers {
+        // A worker confines itself right after it starts: give it that moment.
+        wait_until("the worker to confine itself", || {
+            let seccomp = status_field(worker, "Seccomp");
+            async move {
+                if seccomp.as_deref() == Some("2") {
+                    Ok(())
+                } else {
+                    Err(format!("Seccomp: {seccomp:?}"))
+                }
+            }
+        })
+        .await;
         let environ = std::fs::read(format!("/proc/{worker}/environ")).unwrap();
         let environ = String::from_utf8_lossy(&environ);
         for (name, value) in secrets {

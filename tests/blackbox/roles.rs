@@ -144,6 +144,15 @@ const MATRIX: &[Row] = &[
     ("GET", "/readyz", None, [Y, Y, Y, Y], 200),
     ("GET", "/metrics", None, [Y, Y, Y, Y], 200),
     ("GET", "/openapi.json", None, [Y, Y, Y, Y], 200),
+    // Ferry's OIDC issuer: public, like the health routes.
+    (
+        "GET",
+        "/.well-known/openid-configuration",
+        None,
+        [Y, Y, Y, Y],
+        200,
+    ),
+    ("GET", "/.well-known/jwks.json", None, [Y, Y, Y, Y], 200),
 ];
 
 /// The routes that take an API key: the matrix's `/v1/` rows, and following a log (which the

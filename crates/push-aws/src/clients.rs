@@ -293,10 +293,12 @@ impl Clients {
             .secrets
             .credential(job.workspace_id, name)
             .await
+            // The vault's error (a KMS answer, a database error) is the operator's.
             .map_err(|e| {
-                err(
+                PushError::upstream(
                     FailureReason::Internal,
-                    format!("opening credential {name}: {e}"),
+                    format!("credential {name} could not be opened"),
+                    &e,
                 )
             })?;
         let Some((kind, material)) = found else {
@@ -326,7 +328,13 @@ impl Clients {
                     .secrets
                     .aws_external_id(job.workspace_id)
                     .await
-                    .map_err(|e| err(FailureReason::Internal, format!("workspace external id: {e}")))?
+                    .map_err(|e| {
+                        PushError::upstream(
+                            FailureReason::Internal,
+                            "the workspace's external id could not be read",
+                            &e,
+                        )
+                    })?
                     .ok_or_else(|| {
                         err(
                             FailureReason::PermissionDenied,

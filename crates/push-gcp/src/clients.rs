@@ -448,10 +448,12 @@ impl Clients {
                  gcp-workload-identity credential",
             ));
         };
+        // The vault's error (a KMS answer, a database error) is the operator's.
         let found = self.secrets.credential(ws, name).await.map_err(|e| {
-            err(
+            PushError::upstream(
                 FailureReason::Internal,
-                format!("opening credential {name}: {e}"),
+                format!("credential {name} could not be opened"),
+                &e,
             )
         })?;
         let Some((kind, material)) = found else {

@@ -131,6 +131,9 @@ pub struct Config {
     /// when its memory limit fits in what is left and waits `scheduled` otherwise; a pool or
     /// run asking for more than all of it is refused (422).
     pub executor_memory_mb: u64,
+    /// The most log bytes a pool or run may keep per run (`FERRY_MAX_LOG_BYTES`, default
+    /// 64 MiB): a pool or run asking for more is refused (422).
+    pub max_log_bytes: u64,
     /// The scheduler's timings and sizes (`[engine]` in the file, `FERRY_LEASE_TTL_S`, ...):
     /// applied over [`Config::engine`] or the engine's defaults.
     pub engine_settings: crate::timings::EngineSettings,
@@ -139,6 +142,9 @@ pub struct Config {
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
+
+/// What `FERRY_MAX_LOG_BYTES` is when unset: 64 MiB of log per run.
+const DEFAULT_MAX_LOG_BYTES: u64 = 64 << 20;
 
 /// 75 % of this host's memory, in MiB (4096 where `/proc/meminfo` cannot be read).
 fn default_executor_memory_mb() -> u64 {
@@ -249,6 +255,12 @@ impl Config {
                 settings.apply(&mut ferry_engine::Config::with_owner("check"))?;
                 settings
             },
+            max_log_bytes: match env("FERRY_MAX_LOG_BYTES") {
+                Some(n) => n.trim().parse().ok().with_context(|| {
+                    format!("FERRY_MAX_LOG_BYTES must be a whole number of bytes (got {n:?})")
+                })?,
+                None => DEFAULT_MAX_LOG_BYTES,
+            },
             executor_memory_mb: match env("FERRY_EXECUTOR_MEMORY_MB") {
                 Some(n) => n.trim().parse().ok().filter(|n| *n >= 1).with_context(|| {
                     format!("FERRY_EXECUTOR_MEMORY_MB must be a whole number of MiB, at least 1 (got {n:?})")
@@ -316,6 +328,7 @@ impl Config {
             allowed_endpoints: ferry_core::AllowedEndpoints::default(),
             oidc_key_rotation_days: crate::issuer::DEFAULT_ROTATION_DAYS,
             executor_memory_mb: default_executor_memory_mb(),
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             engine_settings: crate::timings::EngineSettings::default(),
         }
     }

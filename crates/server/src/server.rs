@@ -518,6 +518,7 @@ impl Server {
             metrics: Metrics::default(),
             max_body_bytes: config.max_body_bytes,
             executor_memory_mb: config.executor_memory_mb,
+            max_log_bytes: config.max_log_bytes,
             shutdown: shutdown.clone(),
         });
         let mut listeners = Vec::new();

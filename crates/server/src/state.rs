@@ -30,6 +30,8 @@ pub struct Inner {
     pub max_body_bytes: usize,
     /// `FERRY_EXECUTOR_MEMORY_MB`: the most memory a managed pool or run may ask for.
     pub executor_memory_mb: u64,
+    /// `FERRY_MAX_LOG_BYTES`: the most log a pool or run may keep per run.
+    pub max_log_bytes: u64,
     /// Fired when the server starts shutting down: long-lived responses (log follows) end.
     pub shutdown: tokio_util::sync::CancellationToken,
 }

@@ -243,6 +243,9 @@ const ALLOWED: &[i64] = &[
     libc::SYS_symlinkat,
     libc::SYS_readlinkat,
     libc::SYS_utimensat,
+    // Relative paths (a data directory given as `./ferry-data`) are made absolute against
+    // the working directory: its name only, no access.
+    libc::SYS_getcwd,
     // Randomness: hash maps, WASI random.
     libc::SYS_getrandom,
     // abort(3) names its own process before signalling it (see tgkill).

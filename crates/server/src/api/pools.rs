@@ -119,7 +119,19 @@ fn check_limits(
     if pool_type == PoolType::Managed {
         check_memory_budget(state, &limits.effective())?;
     }
-    Ok(())
+    check_log_bytes(state, &limits.effective())
+}
+
+/// A pool's or run's log cap must be within the operator's maximum.
+pub(crate) fn check_log_bytes(state: &AppState, limits: &PoolLimits) -> Result<(), ApiError> {
+    let max = state.max_log_bytes;
+    match limits.log_bytes {
+        Some(bytes) if bytes > max => Err(ApiError::invalid(format!(
+            "limits.log_bytes {bytes} exceeds the {max} bytes of log this Ferry keeps per run \
+             (FERRY_MAX_LOG_BYTES); ask for at most {max}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A managed pool's or run's memory limit must fit in the executor memory budget: more could

@@ -317,6 +317,7 @@ pub async fn create(
     if pool.pool_type == PoolType::Managed {
         crate::api::pools::check_memory_budget(&state, &effective)?;
     }
+    crate::api::pools::check_log_bytes(&state, &effective)?;
     let max_retries = body.max_retries.unwrap_or(pool.max_retries);
     if max_retries > MAX_RETRIES_CEILING {
         return Err(ApiError::invalid(format!(

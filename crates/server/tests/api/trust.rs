@@ -230,6 +230,27 @@ async fn memory_budget(app: App) {
         .expect(201);
 }
 
+backend_test!(log_caps_stay_within_the_operators_maximum);
+async fn log_caps_stay_within_the_operators_maximum(app: App) {
+    let t = app.tenant("acme").await;
+    let max = app.config.max_log_bytes;
+    let pool = |name: &str, bytes: u64| json!({"name": name, "type": "managed", "limits": {"log_bytes": bytes}});
+    app.post(&t.admin, "/v1/pools", pool("ok", max))
+        .await
+        .expect(201);
+    app.post(&t.admin, "/v1/pools", pool("big", max + 1))
+        .await
+        .expect_error(422, &["log_bytes", "FERRY_MAX_LOG_BYTES"]);
+    app.request(
+        &t.admin,
+        reqwest::Method::PATCH,
+        "/v1/pools/ok",
+        Some(json!({"limits": {"log_bytes": 1u64 << 30}})),
+    )
+    .await
+    .expect_error(422, &["FERRY_MAX_LOG_BYTES"]);
+}
+
 mod managed_runs_fit_the_executor_memory_budget {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn sqlite() {
