@@ -536,9 +536,7 @@ def k8s_ferry() -> None:
 
 
 # Variables the manifests may set before Ferry reads them (announced, not yet in the code).
-UPCOMING_ENV = {
-    "FERRY_ALLOW_PLAINTEXT": "plaintext public listener on a non-loopback address (announced)",
-}
+UPCOMING_ENV: dict[str, str] = {}
 
 
 def env_names() -> None:

@@ -1071,3 +1071,109 @@ async fn a_request_id_the_caller_sent_is_the_one_answered() {
     assert!(uuid::Uuid::parse_str(id).is_ok(), "{id}");
     app.shutdown().await;
 }
+
+/// Bodies read whole as bytes (an artifact; a credential validation's optional JSON) are refused
+/// in the API's error format like JSON bodies, and the optional JSON is held to the same rules
+/// (found by scripts/schemathesis: the 413 was axum's plain text; validation took any
+/// content type).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_read_as_bytes_are_refused_in_the_error_format() {
+    let app = spawn_app().await;
+    let admin = app.acme.key("admin");
+    let send = |path: &str, content_type: &'static str, body: Vec<u8>| {
+        app.http
+            .post(format!("{}{path}", app.url))
+            .bearer_auth(admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    let over_50_mib = vec![0u8; 50 * 1024 * 1024 + 1];
+    let reply = crate::support::reply(
+        send("/v1/artifacts", "application/wasm", over_50_mib)
+            .await
+            .unwrap(),
+    )
+    .await;
+    reply
+        .assert_error(413, "body_too_large")
+        .assert_message_mentions(&["larger than this server accepts"]);
+
+    let created = send(
+        "/v1/credentials",
+        "application/json",
+        json!({
+            "name": "aws", "kind": "aws-access-key", "region": "eu-west-1",
+            "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "secret_access_key": "wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+        })
+        .to_string()
+        .into_bytes(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let validate = format!("/v1/credentials/{id}/validate");
+    let over_1_mib = format!(r#"{{"pool": "{}"}}"#, "a".repeat(1024 * 1024));
+    for (content_type, body, status, code, mention) in [
+        (
+            "text/plain",
+            r#"{"pool": "p"}"#.to_owned(),
+            415,
+            "unsupported_media_type",
+            "Content-Type: application/json",
+        ),
+        (
+            "application/json",
+            r#"{"pool": "#.to_owned(),
+            400,
+            "malformed_json",
+            "not valid JSON",
+        ),
+        (
+            "application/json",
+            over_1_mib,
+            413,
+            "body_too_large",
+            "larger than this server accepts",
+        ),
+        (
+            "application/json",
+            "[1]".to_owned(),
+            422,
+            "invalid_request",
+            "JSON object",
+        ),
+        (
+            "application/json",
+            r#"{"pool": 1}"#.to_owned(),
+            422,
+            "invalid_request",
+            "pool",
+        ),
+    ] {
+        let reply = crate::support::reply(
+            send(&validate, content_type, body.into_bytes())
+                .await
+                .unwrap(),
+        )
+        .await;
+        reply
+            .assert_error(status, code)
+            .assert_message_mentions(&[mention]);
+    }
+    // Nothing was validated: a refused body reaches no cloud.
+    let shown = app
+        .call_admin("GET", &format!("/v1/credentials/{id}"), None)
+        .await;
+    assert_eq!(
+        shown.body["validation"],
+        serde_json::Value::Null,
+        "{shown:#?}"
+    );
+    app.shutdown().await;
+}

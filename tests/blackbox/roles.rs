@@ -140,9 +140,18 @@ const MATRIX: &[Row] = &[
         [Y, N, N, N],
         200,
     ),
+    ("GET", "/v1/workspace/ip-allowlist", None, [Y, N, N, N], 200),
+    (
+        "PUT",
+        "/v1/workspace/ip-allowlist",
+        Some(r#"{"cidrs": []}"#),
+        [Y, N, N, N],
+        200,
+    ),
     ("GET", "/healthz", None, [Y, Y, Y, Y], 200),
     ("GET", "/readyz", None, [Y, Y, Y, Y], 200),
-    ("GET", "/metrics", None, [Y, Y, Y, Y], 200),
+    // Not on the public listener unless FERRY_METRICS_TOKEN is set (then for that token only).
+    ("GET", "/metrics", None, [Y, Y, Y, Y], 404),
     ("GET", "/openapi.json", None, [Y, Y, Y, Y], 200),
     // Ferry's OIDC issuer: public, like the health routes.
     (

@@ -559,7 +559,47 @@ async fn following_a_log_streams_its_lines_then_end() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn metrics_count_requests_by_route_template_and_runs_by_state() {
+async fn a_followed_log_ends_with_an_error_once_its_key_is_revoked() {
+    let app = spawn_app().await;
+    app.managed_pool("sbx").await;
+    let run = app
+        .submit("sbx", json!({"log": ["hello"], "sleep_ms": 60_000}))
+        .await;
+    let minted = app
+        .call_admin("POST", "/v1/api-keys", Some(r#"{"role": "viewer"}"#))
+        .await;
+    assert_eq!(minted.status, 201, "{minted:#?}");
+    let key = minted.body["key"].as_str().unwrap();
+    let key_id = minted.body["id"].as_str().unwrap();
+    let follower = ferry_client::Client::new(&app.url, key).unwrap();
+    let mut stream = Box::pin(follower.follow_logs(&run.id, None));
+    let first = stream.next().await.unwrap().unwrap();
+    assert!(
+        matches!(&first, FollowEvent::Line(l) if l.line == "hello"),
+        "{first:?}"
+    );
+
+    let revoked = app
+        .call_admin("DELETE", &format!("/v1/api-keys/{key_id}"), None)
+        .await;
+    assert_eq!(revoked.status, 200, "{revoked:#?}");
+    // Within the re-check period and a round trip: an error, not a silent resumption.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream outlived its key by 5 s")
+        .expect("the stream ended without saying why");
+    let err = next.expect_err("a revoked key's stream went on");
+    assert_eq!(err.status(), Some(401), "{err}");
+    assert!(err.to_string().contains("revoked"), "{err}");
+    assert!(
+        stream.next().await.is_none(),
+        "the stream went on after its error"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_route_template_and_runs_as_they_end() {
     let app = spawn_app().await;
     let admin = app.admin();
     app.managed_pool("sbx").await;
@@ -572,10 +612,19 @@ async fn metrics_count_requests_by_route_template_and_runs_by_state() {
     app.call_admin("GET", "/v1/definitely-not-a-route", None)
         .await;
 
-    let reply = app.call("GET", "/metrics", None, None).await;
+    // Not on the public listener (no FERRY_METRICS_TOKEN); open on the internal one.
+    assert_eq!(app.call("GET", "/metrics", None, None).await.status, 404);
+    let reply = crate::support::call(
+        &app.http,
+        "GET",
+        &format!("{}/metrics", app.internal_url),
+        None,
+        None,
+    )
+    .await;
     assert_eq!(reply.status, 200);
     let ct = reply.headers["content-type"].to_str().unwrap();
-    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(ct.starts_with("application/openmetrics-text"), "{ct}");
     let text = reply.text;
     let has = |needle: &str| text.lines().any(|l| l.starts_with(needle));
     assert!(
@@ -598,12 +647,22 @@ async fn metrics_count_requests_by_route_template_and_runs_by_state() {
         has(r#"ferry_http_requests_total{method="GET",route="/v1/pools/{name}",status="200"}"#),
         "{text}"
     );
-    assert!(text.contains("# TYPE ferry_http_requests_total counter"));
     assert!(
-        text.lines()
-            .any(|l| l == r#"ferry_runs{state="completed"} 1"#),
+        text.contains("# TYPE ferry_http_requests counter"),
         "{text}"
     );
+    // Runs counted by this process's scheduler as it ended them.
+    for line in [
+        r#"ferry_runs_submitted_total{pool_type="managed"} 1"#,
+        r#"ferry_runs_started_total{pool_type="managed"} 1"#,
+        r#"ferry_runs_finished_total{pool_type="managed",state="completed"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing:
+{text}"
+        );
+    }
     for raw in [
         run.id.as_str(),
         unknown.as_str(),

@@ -211,15 +211,15 @@ async fn the_readme_tour_works_as_written() {
     assert_eq!(openapi.status(), 200);
     assert!(openapi.text().await.unwrap().starts_with('{'));
     let metrics = http
-        .get(format!("{}/metrics", server.public_url))
+        .get(format!("{}/metrics", server.internal_url))
         .send()
         .await
         .unwrap();
-    assert!(metrics
-        .text()
-        .await
-        .unwrap()
-        .contains("ferry_runs{state=\"cancelled\"} 1"));
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("ferry_runs_finished_total{pool_type=\"managed\",state=\"cancelled\"} 1"),
+        "{metrics}"
+    );
 
     // `--output json` gives the API's object.
     let mut cmd = ferry_command();

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-use crate::commands::{admin, artifact, bench, credential, pool, run, server};
+use crate::commands::{admin, artifact, bench, credential, pool, run, server, workspace};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -54,6 +54,11 @@ pub(crate) struct Global {
     )]
     pub api_key: Option<SecretString>,
 
+    /// A PEM file of certificate authorities to trust, besides the system's, for an
+    /// `https://` Ferry whose certificate a private CA signed.
+    #[arg(long, global = true, env = "FERRY_CA_CERT", value_name = "FILE")]
+    pub ca_cert: Option<std::path::PathBuf>,
+
     /// `table` for people, `json` for scripts (the API's objects as they are).
     #[arg(
         long,
@@ -90,6 +95,9 @@ enum Command {
     /// Set and delete the workspace's secrets (values are write-only).
     #[command(subcommand)]
     Secret(credential::SecretCommand),
+    /// The workspace's own settings: its IP allow-list.
+    #[command(subcommand)]
+    Workspace(workspace::WorkspaceCommand),
     /// Benchmark Ferry end to end on its embedded default: submit N runs through the API and
     /// report submit→completed latency and runs/s.
     Bench(bench::Bench),
@@ -115,6 +123,7 @@ async fn dispatch(g: &Global, command: Command) -> anyhow::Result<()> {
         Command::Artifact(c) => artifact::run(g, c).await,
         Command::Credential(c) => credential::run(g, c).await,
         Command::Secret(c) => credential::run_secret(g, c).await,
+        Command::Workspace(c) => workspace::run(g, c).await,
         Command::Bench(b) => bench::run(b).await,
         // Started by `main` before any runtime exists (it confines itself single-threaded).
         Command::ExecutorWorker { .. } => {

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use crate::models::{AuditPage, Credential, Items, Secret, WorkspaceSettings};
+use crate::models::{AuditPage, Credential, IpAllowList, Items, Secret, WorkspaceSettings};
 use crate::{Client, Error};
 
 impl Client {
@@ -116,6 +116,25 @@ impl Client {
         let request = self
             .request(Method::PATCH, &["v1", "workspace"])?
             .json(&json!({ "store_logs": store_logs }));
+        self.call(request).await
+    }
+
+    /// `GET /v1/workspace/ip-allowlist` (admin).
+    pub async fn get_ip_allowlist(&self) -> Result<IpAllowList, Error> {
+        self.call(self.request(Method::GET, &["v1", "workspace", "ip-allowlist"])?)
+            .await
+    }
+
+    /// `PUT /v1/workspace/ip-allowlist` (admin): replaces the list; `force` sets it even if it
+    /// leaves out the caller's own address.
+    pub async fn set_ip_allowlist(
+        &self,
+        cidrs: &[String],
+        force: bool,
+    ) -> Result<IpAllowList, Error> {
+        let request = self
+            .request(Method::PUT, &["v1", "workspace", "ip-allowlist"])?
+            .json(&json!({ "cidrs": cidrs, "force": force }));
         self.call(request).await
     }
 }

@@ -1,6 +1,7 @@
 //! Following a run's log as it is written: `GET /v1/runs/{id}/logs?follow=true` streams
 //! server-sent events (`line`, then one `end`); a connection that drops before `end` is
-//! resumed after the last line seen, so no line is lost or repeated.
+//! resumed after the last line seen, so no line is lost or repeated. An `error` event (the
+//! key the stream was opened with was revoked) ends it with that error, not resumed.
 
 use std::time::Duration;
 
@@ -208,6 +209,32 @@ impl Follow {
                 Some(Ok(FollowEvent::End {
                     state: end.state,
                     truncated: end.truncated,
+                }))
+            }
+            // The server ended the stream for a reason that a reconnection would meet again
+            // (the key was revoked): an API error, as a 401 would be.
+            "error" => {
+                #[derive(serde::Deserialize)]
+                struct Body {
+                    error: Detail,
+                }
+                #[derive(serde::Deserialize)]
+                struct Detail {
+                    code: String,
+                    message: String,
+                }
+                let body: Body = match serde_json::from_str(&event.data) {
+                    Ok(body) => body,
+                    Err(source) => {
+                        let what = self.what();
+                        return Some(self.fail(Error::Decode { what, source }));
+                    }
+                };
+                Some(self.fail(Error::Api {
+                    status: 401,
+                    code: body.error.code,
+                    message: body.error.message,
+                    request_id: None,
                 }))
             }
             // Event types this client does not know are for newer clients.

@@ -42,6 +42,16 @@ impl Client {
     /// prefix such as `https://ferry.example.com/api`), sending `token` as the bearer token of
     /// every request.
     pub fn new(base_url: &str, token: &str) -> Result<Client, Error> {
+        Self::with_roots(base_url, token, None)
+    }
+
+    /// [`Client::new`], also trusting the certificate authorities in `ca_pem` (PEM) for an
+    /// `https://` server whose certificate a private CA signed.
+    pub fn with_ca(base_url: &str, token: &str, ca_pem: &[u8]) -> Result<Client, Error> {
+        Self::with_roots(base_url, token, Some(ca_pem))
+    }
+
+    fn with_roots(base_url: &str, token: &str, ca_pem: Option<&[u8]>) -> Result<Client, Error> {
         let invalid = |reason: &str| Error::InvalidUrl {
             url: base_url.to_owned(),
             reason: reason.to_owned(),
@@ -66,12 +76,16 @@ impl Client {
             HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| Error::InvalidToken)?;
         auth.set_sensitive(true);
 
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("ferry-client/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
-            .read_timeout(READ_TIMEOUT)
-            .build()
-            .map_err(Error::Build)?;
+            .read_timeout(READ_TIMEOUT);
+        if let Some(pem) = ca_pem {
+            for ca in reqwest::Certificate::from_pem_bundle(pem).map_err(Error::Build)? {
+                builder = builder.add_root_certificate(ca);
+            }
+        }
+        let http = builder.build().map_err(Error::Build)?;
         Ok(Client {
             http,
             base,

@@ -9,6 +9,8 @@ mod artifacts;
 mod credentials;
 mod error;
 mod follow;
+#[cfg(test)]
+mod fuzz_corpus;
 mod http;
 mod internal;
 mod models;
@@ -20,7 +22,7 @@ pub use artifacts::Artifact;
 pub use error::Error;
 pub use http::Client;
 pub use models::{
-    is_terminal_state, ApiKeyCreated, AuditEvent, AuditPage, Credential, FollowEvent, LogLine,
-    Logs, NewPool, NewRun, Page, Pool, PoolPatch, Run, RunEvent, RunsQuery, Secret, Workspace,
-    WorkspaceSettings, TERMINAL_STATES,
+    is_terminal_state, ApiKeyCreated, AuditEvent, AuditPage, Credential, FollowEvent, IpAllowList,
+    LogLine, Logs, NewPool, NewRun, Page, Pool, PoolPatch, Run, RunEvent, RunsQuery, Secret,
+    Workspace, WorkspaceSettings, TERMINAL_STATES,
 };

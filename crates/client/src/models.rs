@@ -410,6 +410,15 @@ pub struct AuditPage {
     pub next_after: Option<i64>,
 }
 
+/// A workspace's IP allow-list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IpAllowList {
+    /// The networks the workspace's keys may be used from; empty allows every address.
+    pub cidrs: Vec<String>,
+    /// The caller's address as the server sees it.
+    pub your_address: Option<String>,
+}
+
 /// The caller's workspace and its settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkspaceSettings {

@@ -79,4 +79,22 @@ mod tests {
         let back: Value = serde_json::from_str(&canonical_json(&v)).unwrap_or_default();
         assert_eq!(back, v);
     }
+
+    /// Floats read back as the double that was printed, so canonical text is a fixed point
+    /// (needs serde_json's `float_roundtrip`; without it these land one ULP off: found by the
+    /// `request_fields` and `flow_result` fuzz targets).
+    #[test]
+    fn floats_survive_the_round_trip() {
+        for text in [
+            r#"{"scratch_bytes":107374182733333333333}"#,
+            "[123454789012345678901234567890]",
+            "[0.1,5e-324,2.2250738585072014e-308,1.7976931348623157e308]",
+        ] {
+            let v: Value = serde_json::from_str(text).unwrap_or_default();
+            let canonical = canonical_json(&v);
+            let back: Value = serde_json::from_str(&canonical).unwrap_or_default();
+            assert_eq!(back, v, "{text}");
+            assert_eq!(canonical_json(&back), canonical, "{text}");
+        }
+    }
 }

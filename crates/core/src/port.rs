@@ -13,7 +13,9 @@ use tokio_util::sync::CancellationToken;
 
 use secrecy::SecretString;
 
-use crate::{CredentialKind, Failure, Name, PoolId, PoolLimits, PoolType, RunId, WorkspaceId};
+use crate::{
+    CredentialKind, Failure, FailureReason, Name, PoolId, PoolLimits, PoolType, RunId, WorkspaceId,
+};
 
 /// One attempt of a run, as an executor sees it.
 #[derive(Debug, Clone)]
@@ -103,6 +105,31 @@ pub enum FlowOutcome {
     /// The sandbox host failed: `crashed`, retried if the reason allows.
     Crashed(Failure),
     Cancelled,
+}
+
+impl FlowOutcome {
+    /// A flow's result as the flow handed it over (a component's return value, a module's
+    /// result file), tenant bytes: at most `max_bytes` of JSON completes the run with that
+    /// value; anything else fails it (`exit_code`) saying why. Pure, so it is fuzzed
+    /// (`fuzz/`, target `flow_result`).
+    pub fn from_result(bytes: &[u8], max_bytes: usize) -> FlowOutcome {
+        if bytes.len() > max_bytes {
+            return FlowOutcome::Failed(Failure::new(
+                FailureReason::ExitCode,
+                format!(
+                    "the flow's result is {} bytes, over the result limit of {max_bytes} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        match serde_json::from_slice(bytes) {
+            Ok(result) => FlowOutcome::Completed { result },
+            Err(error) => FlowOutcome::Failed(Failure::new(
+                FailureReason::ExitCode,
+                format!("the flow's result is not JSON: {error}"),
+            )),
+        }
+    }
 }
 
 /// Executes managed runs.
@@ -308,5 +335,41 @@ impl fmt::Debug for dyn PushBackend {
 impl fmt::Debug for dyn FlowRunner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FlowRunner")
+    }
+}
+
+/// Told of each run state change this process makes, as it makes it (after the store
+/// accepted it): how the server counts runs for its metrics without reading the runs table.
+/// Called on the scheduler's tasks: it must not block.
+pub trait RunObserver: Send + Sync {
+    /// A run of `pool_type` went from `from` to `to` (`reason`: the typed failure of a
+    /// failed, crashed or retried attempt).
+    fn transitioned(
+        &self,
+        pool_type: PoolType,
+        from: crate::RunState,
+        to: crate::RunState,
+        reason: Option<FailureReason>,
+    );
+}
+
+/// A [`RunObserver`] that notes nothing (tests, tools).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoRunObserver;
+
+impl RunObserver for NoRunObserver {
+    fn transitioned(
+        &self,
+        _: PoolType,
+        _: crate::RunState,
+        _: crate::RunState,
+        _: Option<FailureReason>,
+    ) {
+    }
+}
+
+impl fmt::Debug for dyn RunObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RunObserver")
     }
 }

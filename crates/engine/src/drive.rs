@@ -89,6 +89,9 @@ async fn apply(inner: &Inner, run: &Run, mut change: Change) -> Result<Run, Aban
         match inner.store.run_transition(&t).await {
             Ok(updated) => {
                 tracing::info!(run_id = %updated.id, from = %t.from, to = %t.to, reason = ?t.reason, attempt = updated.attempt, "Run state changed");
+                inner
+                    .observer
+                    .transitioned(updated.pool_type, t.from, t.to, t.reason);
                 inner.update_held(&updated);
                 return Ok(updated);
             }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use chrono::Utc;
-use ferry_core::port::{FlowRunner, PushBackend, RunJob};
+use ferry_core::port::{FlowRunner, NoRunObserver, PushBackend, RunJob, RunObserver};
 use ferry_core::{PoolType, RunId, RunState};
 use ferry_store::{Run, Store};
 use tokio::sync::{Notify, Semaphore};
@@ -59,6 +59,8 @@ pub(crate) struct Inner {
     pub store: Store,
     pub executors: Executors,
     pub config: Config,
+    /// Told of every state change this scheduler makes (the server's metrics).
+    pub observer: Arc<dyn RunObserver>,
     held: Mutex<HashMap<RunId, Held>>,
     pub managed_slots: Arc<Semaphore>,
     tasks: Mutex<JoinSet<()>>,
@@ -154,12 +156,23 @@ impl SchedulerHandle {
 
 impl Scheduler {
     pub fn new(store: Store, executors: Executors, config: Config) -> Self {
+        Self::with_observer(store, executors, config, Arc::new(NoRunObserver))
+    }
+
+    /// [`Scheduler::new`], telling `observer` of every run state change it makes.
+    pub fn with_observer(
+        store: Store,
+        executors: Executors,
+        config: Config,
+        observer: Arc<dyn RunObserver>,
+    ) -> Self {
         let managed_slots = Arc::new(Semaphore::new(config.managed_slots.max(1)));
         Self {
             inner: Arc::new(Inner {
                 store,
                 executors,
                 config,
+                observer,
                 held: Mutex::new(HashMap::new()),
                 managed_slots,
                 tasks: Mutex::new(JoinSet::new()),

@@ -55,6 +55,11 @@ pub const LABEL_MANAGED: &str = "ferry-managed";
 /// GCP allows 64 labels per resource; Ferry keeps three.
 const MAX_USER_LABELS: usize = 61;
 
+/// What a job gets when neither template nor run sets `cpu` / `memory` (Cloud Run's own
+/// defaults).
+const DEFAULT_CPU: &str = "1";
+const DEFAULT_MEMORY_MIB: u32 = 512;
+
 /// Cloud Run jobs' longest task timeout: 168 hours.
 pub const MAX_TIMEOUT_S: u32 = 168 * 3600;
 
@@ -199,8 +204,22 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
     let env_from_secrets = c.secrets(&env);
     let cpu = c.cpu();
     let memory_mib = c.memory();
-    if let (Some((cpu, millis)), Some(mem)) = (&cpu, memory_mib) {
-        c.check_cpu_memory(cpu, *millis, mem);
+    // The pairing holds for what the job gets, defaults included (1 CPU, 512 MiB): `cpu: 8`
+    // alone needs more memory, `memory: 32Gi` alone more CPUs. A value already refused is not
+    // paired again.
+    let unset = |c: &JobVars, field: &str| c.get(field).is_none_or(Value::is_null);
+    let paired_cpu = match &cpu {
+        Some(set) => Some(set.clone()),
+        None if unset(&c, "cpu") => Some((DEFAULT_CPU.to_owned(), 1000)),
+        None => None,
+    };
+    let paired_memory = match memory_mib {
+        Some(mib) => Some(mib),
+        None if unset(&c, "memory") => Some(DEFAULT_MEMORY_MIB),
+        None => None,
+    };
+    if let (Some((cpu, millis)), Some(mib)) = (paired_cpu, paired_memory) {
+        c.check_cpu_memory(&cpu, millis, mib);
     }
     let timeout_s = c.timeout();
     let max_retries = match c.get("max_retries").cloned() {
@@ -250,8 +269,8 @@ pub fn spec_for(template: &Value, variables: &Value) -> Result<CloudRunJobSpec, 
         args,
         env,
         env_from_secrets,
-        cpu: cpu.map_or_else(|| "1".to_owned(), |(s, _)| s),
-        memory_mib: memory_mib.unwrap_or(512),
+        cpu: cpu.map_or_else(|| DEFAULT_CPU.to_owned(), |(s, _)| s),
+        memory_mib: memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
         timeout_s,
         max_retries,
         service_account,
@@ -537,12 +556,17 @@ impl CloudRunChecks for JobVars {
                 let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
                 let (num, unit) = s.split_at(split);
                 let n = num.parse::<u64>().ok();
+                // Checked: a product past u64 is out of range, never wrapped into it.
                 match unit {
                     "Mi" | "" => n,
-                    "Gi" => n.map(|n| n * 1024),
+                    "Gi" => n.and_then(|n| n.checked_mul(1024)),
                     // Decimal units: 1M = 10^6 bytes.
-                    "M" => n.map(|n| n * 1_000_000 / 1_048_576),
-                    "G" => n.map(|n| n * 1_000_000_000 / 1_048_576),
+                    "M" => n
+                        .and_then(|n| n.checked_mul(1_000_000))
+                        .map(|b| b / 1_048_576),
+                    "G" => n
+                        .and_then(|n| n.checked_mul(1_000_000_000))
+                        .map(|b| b / 1_048_576),
                     _ => None,
                 }
             }
@@ -906,9 +930,23 @@ mod tests {
             (json!({"cpu": 1, "memory": "8Gi"}), vec!["memory"]),
             (json!({"cpu": 8, "memory": "1Gi"}), vec!["memory"]),
             (json!({"cpu": "0.25", "memory": "1Gi"}), vec!["memory"]),
+            // Paired with the defaults too (found by the cloud_run_spec fuzz target): 32Gi
+            // needs more than the default 1 CPU, 8 CPUs more than the default 512Mi.
+            (json!({"memory": "32Gi"}), vec!["memory"]),
+            (json!({"cpu": 8}), vec!["memory"]),
+            (json!({"memory": "4Gi"}), vec![]),
+            (json!({"cpu": "0.5"}), vec![]),
+            (json!({"cpu": 3, "memory": "32Gi"}), vec!["cpu"]),
+            (json!({"cpu": 8, "memory": "lots"}), vec!["memory"]),
             (json!({"memory": "256Mi"}), vec!["memory"]),
             (json!({"memory": "64Gi"}), vec!["memory"]),
             (json!({"memory": "1Ti"}), vec!["memory"]),
+            // Sizes whose MiB overflow u64: refused, not wrapped around into range (found
+            // by the cloud_run_spec fuzz target; 2^54 + 1 Gi wrapped to 1 Gi).
+            (json!({"memory": "18014398509481985Gi"}), vec!["memory"]),
+            (json!({"memory": "003252846309054582328Gi"}), vec!["memory"]),
+            (json!({"memory": "18446744073710M"}), vec!["memory"]),
+            (json!({"memory": "18446744074G"}), vec!["memory"]),
             (json!({"timeout": 0}), vec!["timeout"]),
             (json!({"timeout": "169h"}), vec!["timeout"]),
             (json!({"timeout": "soon"}), vec!["timeout"]),

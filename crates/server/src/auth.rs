@@ -59,8 +59,8 @@ impl FromRequestParts<AppState> for Caller {
             ));
         }
         let hash = state.pepper.hash(token);
-        let key = match state.store.api_key_get_by_hash(&hash).await {
-            Ok(key) => key,
+        let (key, allow) = match state.store.api_key_authenticate(&hash).await {
+            Ok(found) => found,
             Err(ferry_store::Error::NotFound { .. }) => {
                 return Err(ApiError::unauthorized("invalid API key"));
             }
@@ -69,6 +69,9 @@ impl FromRequestParts<AppState> for Caller {
         if key.revoked_at.is_some() {
             return Err(ApiError::unauthorized("this API key has been revoked"));
         }
+        state
+            .edge
+            .admit_key(parts, key.workspace_id, key.id, &allow)?;
         Ok(Caller {
             workspace_id: key.workspace_id,
             role: key.role,
@@ -116,6 +119,7 @@ impl FromRequestParts<AppState> for RunCaller {
             .run_tokens
             .verify(token, chrono::Utc::now())
             .map_err(ApiError::unauthorized)?;
+        state.edge.admit_run(claims.run_id)?;
         Ok(RunCaller {
             workspace_id: claims.workspace_id,
             run_id: claims.run_id,

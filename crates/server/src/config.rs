@@ -73,8 +73,11 @@ struct FileConfig {
     kms_endpoint: Option<String>,
     allowed_endpoints: Option<String>,
     oidc_key_rotation_days: Option<u32>,
+    metrics_token: Option<String>,
     #[serde(default)]
     engine: crate::timings::EngineSettings,
+    #[serde(default)]
+    edge: crate::edge::EdgeFile,
 }
 
 /// Ferry's configuration.
@@ -137,6 +140,12 @@ pub struct Config {
     /// The scheduler's timings and sizes (`[engine]` in the file, `FERRY_LEASE_TTL_S`, ...):
     /// applied over [`Config::engine`] or the engine's defaults.
     pub engine_settings: crate::timings::EngineSettings,
+    /// The bearer that opens `/metrics` on the public listener (`FERRY_METRICS_TOKEN`); unset,
+    /// it is served only on the internal listener.
+    pub metrics_token: Option<SecretString>,
+    /// The public edge: TLS, trusted proxies, rate limits, timeouts, connection caps (`[edge]`
+    /// in the file, `FERRY_TLS_CERT`, `FERRY_RATE_LIMIT_RPS`, ...; see [`crate::edge`]).
+    pub edge: crate::edge::EdgeSettings,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -249,6 +258,10 @@ impl Config {
             },
             root_key,
             kms_endpoint: env("FERRY_KMS_ENDPOINT").or(file.kms_endpoint),
+            metrics_token: env("FERRY_METRICS_TOKEN")
+                .or(file.metrics_token)
+                .map(SecretString::from),
+            edge: crate::edge::EdgeSettings::resolve(file.edge)?,
             engine_settings: {
                 let settings = file.engine.with_env()?;
                 // Checked now, so a bad value stops the start with its name.
@@ -330,6 +343,8 @@ impl Config {
             executor_memory_mb: default_executor_memory_mb(),
             max_log_bytes: DEFAULT_MAX_LOG_BYTES,
             engine_settings: crate::timings::EngineSettings::default(),
+            edge: crate::edge::EdgeSettings::default(),
+            metrics_token: None,
         }
     }
 }

@@ -11,6 +11,9 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Headers the answer carries besides the body (`Retry-After`, `RateLimit-*`); boxed, as
+    /// few errors have any and every `Result<_, ApiError>` carries the field.
+    pub headers: Option<Box<axum::http::HeaderMap>>,
 }
 
 impl ApiError {
@@ -19,7 +22,20 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            headers: None,
         }
+    }
+
+    /// Adds a header to the answer.
+    pub fn with_header(
+        mut self,
+        name: impl axum::http::header::IntoHeaderName,
+        value: axum::http::HeaderValue,
+    ) -> Self {
+        self.headers
+            .get_or_insert_with(Default::default)
+            .insert(name, value);
+        self
     }
 
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
@@ -83,6 +99,95 @@ pub struct ErrorDetail {
     pub request_id: Option<String>,
 }
 
+/// The error answers that many routes share, for the OpenAPI document: each is an
+/// [`ErrorBody`]. A handler's `#[utoipa::path]` lists the sets its extractors and checks can
+/// answer (`responses((status = 200, ...), ApiKeyAuth, JsonBody)`); the route-specific ones
+/// (404, 409, a 422 of its own) stay beside them as tuples. `tests/blackbox/openapi.rs`
+/// checks that the sets are where the extractors are.
+pub mod responses {
+    use std::collections::BTreeMap;
+
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
+
+    /// One error answer: `description`, with an [`super::ErrorBody`] as `application/json`.
+    pub fn error(description: &str) -> RefOr<Response> {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build()
+            .into()
+    }
+
+    macro_rules! error_responses {
+        ($($(#[$doc:meta])* $name:ident { $($status:literal => $description:literal,)+ })+) => {$(
+            $(#[$doc])*
+            pub struct $name;
+
+            impl utoipa::IntoResponses for $name {
+                fn responses() -> BTreeMap<String, RefOr<Response>> {
+                    [$(($status.to_string(), error($description)),)+].into_iter().collect()
+                }
+            }
+        )+};
+    }
+
+    error_responses! {
+        /// What `Caller` (an API key) and the store behind every such route can answer.
+        ApiKeyAuth {
+            401 => "No API key, an invalid or revoked one, or a run token (`unauthorized`)",
+            403 => "The key's role may not do this (`forbidden`), or the workspace's IP allow-list does not include the caller's address (`ip_not_allowed`)",
+            408 => "The request or its body did not arrive in time (`request_timeout`)",
+            429 => "Over the key's or the workspace's rate limit (`rate_limited`); see `Retry-After`",
+            500 => "An internal error; quote the request id when reporting it (`internal`)",
+            503 => "The database is unavailable; try again (`unavailable`)",
+        }
+        /// What `Caller::require` answers to a role that may not do this.
+        RoleForbidden {
+            403 => "The key's role may not do this (`forbidden`), or the workspace's IP allow-list does not include the caller's address (`ip_not_allowed`)",
+        }
+        /// What `RunCaller` (a pushed run's `FERRY_RUN_TOKEN`) and the store can answer.
+        RunTokenAuth {
+            401 => "No run token, an invalid or expired one, or an API key (`unauthorized`)",
+            403 => "The run token is another run's (`forbidden`)",
+            408 => "The request or its body did not arrive in time (`request_timeout`)",
+            429 => "Over the run's rate limit (`rate_limited`); see `Retry-After`",
+            500 => "An internal error; quote the request id when reporting it (`internal`)",
+            503 => "The database is unavailable; try again (`unavailable`)",
+        }
+        /// What a report answers when its token's attempt is not the run's in-flight one.
+        RunNotInFlight {
+            409 => "The token's attempt is not the run's current one, or the run has ended (`conflict`)",
+        }
+        /// What `Internal` (the internal listener's service token) and the store can answer.
+        InternalAuth {
+            401 => "No service token, or a wrong one (`unauthorized`)",
+            500 => "An internal error; quote the request id when reporting it (`internal`)",
+            503 => "The database is unavailable; try again (`unavailable`)",
+        }
+        /// What `ApiJson` answers to a body it cannot take.
+        JsonBody {
+            400 => "The body is not valid JSON (`malformed_json`)",
+            413 => "The body is larger than this server accepts (`body_too_large`)",
+            415 => "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`)",
+            422 => "The body is not an object of the documented fields and types, or a value is invalid (`invalid_request`)",
+        }
+        /// What `ApiQuery` and the handlers' checks of its values answer.
+        Query {
+            400 => "A query parameter is unknown or its value is invalid (`invalid_query`, `invalid_cursor`)",
+        }
+        /// What `ApiPath` answers to a segment that does not parse, and a lookup to one that
+        /// names nothing in the caller's workspace.
+        PathNotFound {
+            404 => "Nothing of this id or name in the caller's workspace (`not_found`)",
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = ErrorBody {
@@ -93,7 +198,8 @@ impl IntoResponse for ApiError {
             },
         };
         // The request id is filled in by the middleware, which knows it.
-        (self.status, Json(body)).into_response()
+        let headers = self.headers.map(|h| *h).unwrap_or_default();
+        (self.status, headers, Json(body)).into_response()
     }
 }
 

@@ -385,7 +385,6 @@ pub(crate) async fn rewrap_all(
     keyring: &dyn Keyring,
     new_key_id: &str,
 ) -> anyhow::Result<usize> {
-    use anyhow::Context;
     let mut rewrapped = 0;
     loop {
         let batch = store.issuer_keys_not_under(new_key_id, 100).await?;
@@ -397,22 +396,16 @@ pub(crate) async fn rewrap_all(
                 root_key_id: row.root_key_id.clone(),
                 blob: row.wrapped_key,
             };
-            let key = keyring
-                .unwrap(SYSTEM, &wrapped)
-                .await
-                .with_context(|| format!("unwrapping issuer key {}", row.kid))?;
-            let rewrap = keyring
-                .wrap(SYSTEM, &key)
-                .await
-                .with_context(|| format!("wrapping issuer key {}", row.kid))?;
-            if rewrap.root_key_id != new_key_id {
-                anyhow::bail!(
-                    "the root key changed to {} during the rotation to {new_key_id}; run the rotation again",
-                    rewrap.root_key_id
-                );
-            }
+            let blob = crate::admin::rewrap_key(
+                keyring,
+                SYSTEM,
+                &wrapped,
+                new_key_id,
+                &format!("issuer key {}", row.kid),
+            )
+            .await?;
             match store
-                .issuer_key_rewrap(&row.kid, &row.root_key_id, new_key_id, &rewrap.blob)
+                .issuer_key_rewrap(&row.kid, &row.root_key_id, new_key_id, &blob)
                 .await
             {
                 Ok(()) => rewrapped += 1,

@@ -4,12 +4,17 @@
 //! Architecture invariant: handlers are thin — they parse the request into domain types,
 //! check the caller's role, call the store, and shape the answer. Only this crate knows HTTP.
 
+mod admin;
 mod api;
+mod audit_key;
 mod auth;
+mod boot;
 mod config;
 pub mod credential;
+mod edge;
 mod error;
 mod executors;
+mod http;
 pub mod issuer;
 mod keys;
 mod metrics;
@@ -19,13 +24,14 @@ mod push;
 pub mod run_token;
 mod server;
 mod state;
+mod telemetry;
 mod timings;
 pub mod vault;
 
+pub use admin::{audit_verify, bootstrap, migrate, root_key_rotate, Bootstrapped, RootKeyRotation};
 pub use config::{Config, ConfigOverrides, ServerRole};
+pub use edge::settings::Bucket;
+pub use edge::EdgeSettings;
 pub use issuer::Issuer;
-pub use server::{
-    audit_verify, bootstrap, executor_worker, migrate, root_key_rotate, serve, Bootstrapped,
-    RootKeyRotation, Server,
-};
+pub use server::{executor_worker, serve, Server};
 pub use vault::Vault;

@@ -22,12 +22,56 @@ use crate::api::{
         credentials::create, credentials::list, credentials::show, credentials::rotate, credentials::delete,
         credentials::validate,
         secrets::put, secrets::list, secrets::show, secrets::delete,
-        audit::list, workspace::show, workspace::update,
+        audit::list, workspace::show, workspace::update, workspace::ip_allowlist_show,
+        workspace::ip_allowlist_set,
         internal::workspace_create, internal::workspaces_list, internal::api_key_create,
     ),
-    modifiers(&BearerAuth)
+    components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
+    modifiers(&BearerAuth, &LinkFieldNames)
 )]
 struct ApiDoc;
+
+/// utoipa 5.5 writes a response link's fields in Rust's spelling (`operation_id`,
+/// `operation_ref`, `request_body`), which no OpenAPI tool reads: this moves each into the
+/// link's extensions, which are written under the names they are given, as OpenAPI spells them.
+struct LinkFieldNames;
+
+impl Modify for LinkFieldNames {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                for response in operation.responses.responses.values_mut() {
+                    let RefOr::T(response) = response else {
+                        continue;
+                    };
+                    for link in response.links.values_mut() {
+                        let RefOr::T(link) = link else { continue };
+                        let extensions = link.extensions.get_or_insert_with(Default::default);
+                        for (name, value) in [
+                            ("operationId", std::mem::take(&mut link.operation_id)),
+                            ("operationRef", std::mem::take(&mut link.operation_ref)),
+                        ] {
+                            if !value.is_empty() {
+                                extensions.insert(name.to_owned(), value.into());
+                            }
+                        }
+                        if let Some(body) = link.request_body.take() {
+                            extensions.insert("requestBody".to_owned(), body);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
 
 struct BearerAuth;
 

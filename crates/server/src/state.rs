@@ -27,6 +27,10 @@ pub struct Inner {
     pub internal_token_hash: [u8; 32],
     pub scheduler: Option<Scheduler>,
     pub metrics: Metrics,
+    /// `FERRY_METRICS_TOKEN`: without it, the public listener has no `/metrics`.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
+    /// The public edge's per-process state: rate limits, trusted proxies.
+    pub edge: Arc<crate::edge::Edge>,
     pub max_body_bytes: usize,
     /// `FERRY_EXECUTOR_MEMORY_MB`: the most memory a managed pool or run may ask for.
     pub executor_memory_mb: u64,

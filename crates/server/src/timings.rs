@@ -30,7 +30,7 @@ pub struct EngineSettings {
     pub failed_poll_limit: Option<u32>,
 }
 
-fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+pub(crate) fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
     match std::env::var(name).ok().filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => v

@@ -1,7 +1,7 @@
 //! API keys: a workspace's bearer tokens, stored only as their HMAC.
 
 use chrono::{DateTime, Utc};
-use ferry_core::{ApiKeyId, Role, WorkspaceId};
+use ferry_core::{ApiKeyId, IpAllowList, Role, WorkspaceId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -98,6 +98,29 @@ impl Store {
         .into_model()
     }
 
+    /// [`Store::api_key_get_by_hash`] with the IP allow-list of the key's workspace: what a
+    /// request needs to be let in, in one read.
+    pub async fn api_key_authenticate(&self, hash: &[u8]) -> Result<(ApiKey, IpAllowList)> {
+        const SQL: &str = "SELECT k.id, k.workspace_id, k.role, k.prefix, k.created_at, \
+                           k.revoked_at, w.ip_allowlist FROM api_keys k \
+                           JOIN workspaces w ON w.id = k.workspace_id WHERE k.hash = $1";
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            key: ApiKeyRow,
+            ip_allowlist: String,
+        }
+        let row = on_pool!(self, |p| sqlx::query_as::<_, Row>(SQL)
+            .bind(hash)
+            .fetch_optional(p)
+            .await)?
+        .ok_or(Error::NotFound { kind: "api key" })?;
+        Ok((
+            row.key.into_model()?,
+            crate::workspaces::parse_allowlist(&row.ip_allowlist)?,
+        ))
+    }
+
     /// Revokes a key of workspace `ws`. Revoking twice keeps the first revocation time.
     pub async fn api_key_revoke(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<ApiKey> {
         let mut tx = self.begin().await?;
@@ -144,6 +167,20 @@ impl Store {
         .into_iter()
         .map(ApiKeyRow::into_model)
         .collect()
+    }
+
+    /// Whether key `id` of workspace `ws` still exists, unrevoked, in a workspace that still
+    /// exists: what a long-lived answer (a followed log) re-checks while it streams.
+    pub async fn api_key_is_active(&self, ws: WorkspaceId, id: ApiKeyId) -> Result<bool> {
+        const SQL: &str = "SELECT COUNT(*) FROM api_keys k JOIN workspaces w \
+                           ON w.id = k.workspace_id \
+                           WHERE k.id = $1 AND k.workspace_id = $2 AND k.revoked_at IS NULL";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(id.0)
+            .bind(ws.0)
+            .fetch_one(p)
+            .await)?;
+        Ok(n > 0)
     }
 }
 

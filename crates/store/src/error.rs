@@ -37,6 +37,13 @@ pub enum Error {
     /// rest of a URL may hold a password.
     #[error("unsupported database URL scheme {scheme:?}: use sqlite:<path> or postgres://...")]
     UnsupportedUrl { scheme: String },
+    /// An audit entry was to be written (or a chain verified) by a store that has not been
+    /// given the audit log's key ([`crate::Store::set_audit_key`]): a server start-up bug,
+    /// never the caller's fault.
+    #[error(
+        "the audit log's key is not set: this store writes and verifies no audit entry without it"
+    )]
+    NoAuditKey,
     #[error("database error")]
     Database(#[from] sqlx::Error),
     #[error("migration failed")]

@@ -193,6 +193,8 @@ pub enum Actor {
     Internal,
     /// An operator's `ferry admin ...` command, working on the database directly.
     Cli,
+    /// Ferry itself, at start-up (re-sealing the audit chains of an earlier version).
+    System,
 }
 
 impl std::fmt::Display for Actor {
@@ -201,6 +203,7 @@ impl std::fmt::Display for Actor {
             Actor::Key(id) => write!(f, "key:{id}"),
             Actor::Internal => f.write_str("internal"),
             Actor::Cli => f.write_str("cli"),
+            Actor::System => f.write_str("system"),
         }
     }
 }
@@ -288,7 +291,7 @@ pub struct AuditEvent {
     /// 1, 2, 3... per workspace.
     pub seq: i64,
     pub at: DateTime<Utc>,
-    /// `key:<id>`, `internal` or `cli`.
+    /// `key:<id>`, `internal`, `cli` or `system`.
     pub actor: String,
     /// `credential.create`, `pool.delete`, ...
     pub action: String,

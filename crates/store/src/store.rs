@@ -11,6 +11,7 @@
 use std::borrow::Cow;
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -20,6 +21,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite};
 
+use crate::audit::AuditKey;
 use crate::error::{Error, Result};
 
 /// Which database a [`Store`] speaks to.
@@ -50,10 +52,13 @@ pub(crate) enum Pool {
     Postgres(PgPool),
 }
 
-/// Ferry's persistence. Cheap to clone: clones share one connection pool.
+/// Ferry's persistence. Cheap to clone: clones share one connection pool and the audit key.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// The audit log's key, once the server has set it ([`Store::set_audit_key`]): without it
+    /// the store appends no audit entry.
+    pub(crate) audit_key: Arc<OnceLock<AuditKey>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -81,13 +86,16 @@ impl Store {
     /// `postgres://...` / `postgresql://...`. Does not migrate: call [`Store::migrate`].
     pub async fn connect(url: &str) -> Result<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            // sqlx's TLS (`sslmode`) takes rustls's process-wide crypto provider, and a build
+            // that also carries aws-lc-rs (the AWS SDK) has no default to fall back on: name
+            // ring, as every other TLS user in Ferry does. Installed once; a later call finds
+            // it there.
+            let _ = rustls::crypto::ring::default_provider().install_default();
             let pool = PgPoolOptions::new()
                 .max_connections(POSTGRES_MAX_CONNECTIONS)
                 .connect(url)
                 .await?;
-            return Ok(Store {
-                pool: Pool::Postgres(pool),
-            });
+            return Ok(Store::with_pool(Pool::Postgres(pool)));
         }
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?;
@@ -126,9 +134,14 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        Ok(Store {
-            pool: Pool::Sqlite(pool),
-        })
+        Ok(Store::with_pool(Pool::Sqlite(pool)))
+    }
+
+    fn with_pool(pool: Pool) -> Store {
+        Store {
+            pool,
+            audit_key: Arc::default(),
+        }
     }
 
     /// Applies the migrations this build carries that the database has not seen yet.
@@ -169,24 +182,34 @@ impl Store {
     /// transaction that reads first and then tries to write fails with SQLITE_BUSY at once
     /// when another writer got in between, and the busy handler cannot help it.
     pub(crate) async fn begin(&self) -> Result<Tx> {
-        Ok(match &self.pool {
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        let conn = match &self.pool {
+            Pool::Sqlite(p) => TxConn::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => TxConn::Postgres(p.begin().await?),
+        };
+        Ok(Tx {
+            conn,
+            audit_key: self.audit_key.get().cloned(),
         })
     }
 }
 
-/// A transaction on either backend. Dropping it rolls back.
-pub(crate) enum Tx {
+/// A transaction on either backend, with the audit key its appends chain under (none: it
+/// appends nothing). Dropping it rolls back.
+pub(crate) struct Tx {
+    pub(crate) conn: TxConn,
+    pub(crate) audit_key: Option<AuditKey>,
+}
+
+pub(crate) enum TxConn {
     Sqlite(sqlx::Transaction<'static, Sqlite>),
     Postgres(sqlx::Transaction<'static, Postgres>),
 }
 
 impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await?,
-            Tx::Postgres(t) => t.commit().await?,
+        match self.conn {
+            TxConn::Sqlite(t) => t.commit().await?,
+            TxConn::Postgres(t) => t.commit().await?,
         }
         Ok(())
     }
@@ -195,9 +218,9 @@ impl Tx {
     /// has no row locks and needs none: [`Store::begin`] holds its single write lock for the
     /// whole transaction.
     pub(crate) fn locking(&self, sql: &'static str, clause: &'static str) -> Cow<'static, str> {
-        match self {
-            Tx::Sqlite(_) => Cow::Borrowed(sql),
-            Tx::Postgres(_) => Cow::Owned(format!("{sql} {clause}")),
+        match self.conn {
+            TxConn::Sqlite(_) => Cow::Borrowed(sql),
+            TxConn::Postgres(_) => Cow::Owned(format!("{sql} {clause}")),
         }
     }
 }
@@ -218,12 +241,12 @@ pub(crate) use on_pool;
 /// `$c` once per body (it is a `&mut` connection), or reborrow it with `&mut *$c`.
 macro_rules! on_tx {
     ($tx:expr, |$c:ident| $body:expr) => {
-        match $tx {
-            $crate::store::Tx::Sqlite(t) => {
+        match &mut ($tx).conn {
+            $crate::store::TxConn::Sqlite(t) => {
                 let $c = &mut **t;
                 $body
             }
-            $crate::store::Tx::Postgres(t) => {
+            $crate::store::TxConn::Postgres(t) => {
                 let $c = &mut **t;
                 $body
             }

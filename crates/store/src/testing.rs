@@ -108,6 +108,8 @@ impl TestDb {
         };
         let store = Store::connect(&url).await?;
         store.migrate().await?;
+        // A server would unwrap the database's audit key; tests get a random one.
+        store.set_audit_key(crate::AuditKey::for_tests())?;
         Ok(TestDb {
             store,
             url,

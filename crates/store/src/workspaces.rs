@@ -1,8 +1,8 @@
 //! Workspaces: the tenants, created and listed by the internal API only, and their settings
-//! (log storage, the AWS external id).
+//! (log storage, the AWS external id, the IP allow-list).
 
 use chrono::{DateTime, Utc};
-use ferry_core::{Name, WorkspaceId};
+use ferry_core::{Cidrs, IpAllowList, Name, WorkspaceId};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -26,6 +26,15 @@ impl WorkspaceRow {
             created_at: self.created_at,
         })
     }
+}
+
+/// The stored form of an IP allow-list: a JSON array of canonical CIDR strings.
+pub(crate) fn parse_allowlist(text: &str) -> Result<IpAllowList> {
+    let cidrs: Vec<String> =
+        serde_json::from_str(text).map_err(|e| corrupt("workspace ip allow-list", e))?;
+    Cidrs::parse(&cidrs)
+        .map(IpAllowList::new)
+        .map_err(|e| corrupt("workspace ip allow-list", e))
 }
 
 /// A fresh AWS external id: `ferry-` and 122 random bits in hex (AWS allows 2-1224 characters
@@ -146,6 +155,58 @@ impl Store {
         .await?;
         tx.commit().await?;
         self.workspace_settings(ws).await
+    }
+
+    /// Workspace `ws`'s IP allow-list (empty: every address may use its keys).
+    pub async fn workspace_ip_allowlist(&self, ws: WorkspaceId) -> Result<IpAllowList> {
+        const SQL: &str = "SELECT ip_allowlist FROM workspaces WHERE id = $1";
+        let text: String = on_pool!(self, |p| sqlx::query_scalar(SQL)
+            .bind(ws.0)
+            .fetch_optional(p)
+            .await)?
+        .ok_or(Error::NotFound { kind: "workspace" })?;
+        parse_allowlist(&text)
+    }
+
+    /// Replaces workspace `ws`'s IP allow-list; recorded in the audit log with the list it
+    /// replaced.
+    pub async fn workspace_ip_allowlist_set(
+        &self,
+        ws: WorkspaceId,
+        list: &IpAllowList,
+        actor: Actor,
+    ) -> Result<IpAllowList> {
+        const OLD: &str = "SELECT name, ip_allowlist FROM workspaces WHERE id = $1";
+        const SET: &str = "UPDATE workspaces SET ip_allowlist = $1 WHERE id = $2";
+        let cidrs = list.cidrs().to_strings();
+        let text = serde_json::to_string(&cidrs).map_err(|e| corrupt("ip allow-list", e))?;
+        let mut tx = self.begin().await?;
+        let lock = tx.locking(OLD, "FOR UPDATE");
+        let (name, old): (String, String) = on_tx!(&mut tx, |c| sqlx::query_as(&lock)
+            .bind(ws.0)
+            .fetch_optional(c)
+            .await)?
+        .ok_or(Error::NotFound { kind: "workspace" })?;
+        let previous = parse_allowlist(&old)?.cidrs().to_strings();
+        on_tx!(&mut tx, |c| sqlx::query(SET)
+            .bind(&text)
+            .bind(ws.0)
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected()))?;
+        append(
+            &mut tx,
+            ws,
+            Entry::new(
+                actor,
+                "workspace.ip_allowlist.set",
+                format!("workspace:{name}"),
+                json!({"cidrs": cidrs, "previous": previous}),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(list.clone())
     }
 
     pub async fn workspace_get(&self, id: WorkspaceId) -> Result<Workspace> {

@@ -541,23 +541,7 @@ impl Host {
     }
 
     fn parse_result(&self, bytes: &[u8]) -> FlowOutcome {
-        let max = self.inner.config.max_result_bytes;
-        if bytes.len() > max {
-            return failed(
-                FailureReason::ExitCode,
-                format!(
-                    "the flow's result is {} bytes, over the result limit of {max} bytes",
-                    bytes.len()
-                ),
-            );
-        }
-        match serde_json::from_slice(bytes) {
-            Ok(result) => FlowOutcome::Completed { result },
-            Err(error) => failed(
-                FailureReason::ExitCode,
-                format!("the flow's result is not JSON: {error}"),
-            ),
-        }
+        FlowOutcome::from_result(bytes, self.inner.config.max_result_bytes)
     }
 
     /// A run that ended in an error of its own: a trap, a refused resource, a host call that

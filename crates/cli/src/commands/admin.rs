@@ -34,8 +34,9 @@ pub enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the audit log's hash chain: reports OK, or the first entry that was changed,
-    /// removed or reordered, and exits non-zero.
+    /// Check the audit log's chain (HMAC-SHA-256 under the audit key, which the root key
+    /// unwraps: the same flags as `ferry serve`): reports OK, or the first entry that was
+    /// changed, removed or reordered, and exits non-zero.
     Verify(AuditVerify),
 }
 

@@ -7,8 +7,9 @@ pub mod credential;
 pub mod pool;
 pub mod run;
 pub mod server;
+pub mod workspace;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use ferry_client::Client;
 use secrecy::ExposeSecret;
 
@@ -25,5 +26,13 @@ pub fn client(g: &Global) -> anyhow::Result<Client> {
     if key.expose_secret().trim().is_empty() {
         bail!("FERRY_API_KEY is empty; set it to an API key (`ferry admin bootstrap` mints the first)");
     }
-    Ok(Client::new(&g.url, key.expose_secret().trim())?)
+    let key = key.expose_secret().trim();
+    match &g.ca_cert {
+        None => Ok(Client::new(&g.url, key)?),
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("reading FERRY_CA_CERT {}", path.display()))?;
+            Ok(Client::with_ca(&g.url, key, &pem)?)
+        }
+    }
 }

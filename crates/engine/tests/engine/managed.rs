@@ -130,3 +130,80 @@ async fn waits(env: Env) {
     env.wait_for(run.id, Completed).await;
     h.stop().await;
 }
+
+/// What a [`ferry_core::port::RunObserver`] is told of one change.
+type Observed = (
+    ferry_core::PoolType,
+    ferry_core::RunState,
+    ferry_core::RunState,
+    Option<FailureReason>,
+);
+
+/// Records what a [`ferry_core::port::RunObserver`] is told.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<Observed>>);
+
+impl ferry_core::port::RunObserver for Recorder {
+    fn transitioned(
+        &self,
+        pool_type: ferry_core::PoolType,
+        from: ferry_core::RunState,
+        to: ferry_core::RunState,
+        reason: Option<FailureReason>,
+    ) {
+        self.0.lock().unwrap().push((pool_type, from, to, reason));
+    }
+}
+
+both_backends!(
+    the_observer_is_told_of_each_change_the_scheduler_makes,
+    observed
+);
+async fn observed(env: Env) {
+    let run = env
+        .submit_with(
+            &env.managed,
+            json!({"crash": "host died"}),
+            PoolLimits::default(),
+            1,
+        )
+        .await;
+    let recorder = std::sync::Arc::new(Recorder::default());
+    let h = ferry_engine::Scheduler::with_observer(
+        env.store.clone(),
+        env.executors(),
+        crate::support::fast_config("s1"),
+        recorder.clone(),
+    )
+    .start();
+    env.wait_for(run.id, Crashed).await;
+    h.stop().await;
+    let seen = recorder.0.lock().unwrap().clone();
+    // Every change but the claims (the store's, as it hands runs out), in order, with the
+    // failure's reason.
+    let made: Vec<_> = env
+        .path(run.id)
+        .await
+        .into_iter()
+        .filter(|(from, to)| from.is_some() && *to != Pending)
+        .collect();
+    assert_eq!(
+        seen.iter()
+            .map(|(_, from, to, _)| (Some(*from), *to))
+            .collect::<Vec<_>>(),
+        made
+    );
+    assert!(seen
+        .iter()
+        .all(|(t, ..)| *t == ferry_core::PoolType::Managed));
+    let last = seen.last().copied();
+    assert_eq!(
+        last.map(|(_, _, to, reason)| (to, reason)),
+        Some((Crashed, Some(FailureReason::WorkerLost)))
+    );
+    assert!(
+        seen.iter()
+            .any(|(_, _, to, r)| *to == Scheduled && *r == Some(FailureReason::WorkerLost)),
+        "{seen:?}"
+    );
+}

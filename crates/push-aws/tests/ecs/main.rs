@@ -6,6 +6,7 @@
 
 mod canary;
 mod engine;
+mod fuzz_corpus;
 mod lifecycle;
 mod submit;
 mod support;

@@ -9,6 +9,7 @@
 mod canary;
 mod engine;
 mod federation;
+mod fuzz_corpus;
 mod issuer;
 mod lifecycle;
 mod smoke;

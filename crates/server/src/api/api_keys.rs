@@ -10,6 +10,7 @@ use secrecy::ExposeSecret;
 
 use super::{ApiJson, ApiPath};
 use crate::auth::Caller;
+use crate::error::responses::{ApiKeyAuth, JsonBody, PathNotFound, RoleForbidden};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -17,6 +18,7 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// admin, developer, runner or viewer.
+    #[schema(schema_with = super::schemas::role)]
     pub role: String,
 }
 
@@ -65,8 +67,12 @@ pub fn parse_role(s: &str) -> Result<Role, ApiError> {
 }
 
 /// Mint a key for this workspace (admin).
-#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", request_body = CreateKey,
-    responses((status = 201, body = KeyCreated), (status = 403, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(post, path = "/v1/api-keys", tag = "api-keys", operation_id = "create_api_key", request_body = CreateKey,
+    responses((status = 201, body = KeyCreated, links(
+            ("RevokeApiKeyById" = (operation_id = "revoke_api_key", parameters(("id" = "$response.body#/id")))),
+        )),
+        JsonBody, ApiKeyAuth, RoleForbidden),
+    security(("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -95,7 +101,8 @@ pub async fn create(
 }
 
 /// List this workspace's keys (never the secrets).
-#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", responses((status = 200, body = KeyList)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/api-keys", tag = "api-keys", operation_id = "list_api_keys",
+    responses((status = 200, body = KeyList), ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -108,8 +115,9 @@ pub async fn list(
 }
 
 /// Revoke a key: it stops working at once.
-#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", params(("id" = String, Path)),
-    responses((status = 200, body = KeyView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/api-keys/{id}", tag = "api-keys", operation_id = "revoke_api_key", params(("id" = String, Path)),
+    responses((status = 200, body = KeyView, description = "Revoked (also when it already was)"), PathNotFound, ApiKeyAuth, RoleForbidden),
+    security(("api_key" = [])))]
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,7 +2,6 @@
 //! inspected (is it wasm, is it one of the three flow kinds, does it import only what Ferry
 //! provides) before anything is stored, and stored content-addressed by its sha256.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -11,9 +10,10 @@ use chrono::{DateTime, Utc};
 use ferry_core::Action;
 use ferry_store::Artifact;
 
-use super::ApiPath;
+use super::{ApiBytes, ApiPath};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::responses::{ApiKeyAuth, PathNotFound, RoleForbidden};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Largest artifact accepted.
@@ -40,21 +40,43 @@ impl From<Artifact> for ArtifactView {
     }
 }
 
+/// The request body of an upload: the `.wasm` file's bytes (binary, not JSON).
+pub struct WasmFile;
+
+impl utoipa::PartialSchema for WasmFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .content_media_type("application/wasm")
+            .description(Some("A WebAssembly module or component, as bytes"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for WasmFile {}
+
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct ArtifactList {
     pub items: Vec<ArtifactView>,
 }
 
 /// Upload a flow (the body is the `.wasm` file).
-#[utoipa::path(post, path = "/v1/artifacts", tag = "artifacts",
-    request_body(content = Vec<u8>, content_type = "application/wasm"),
-    responses((status = 201, body = ArtifactView, description = "Stored"), (status = 200, body = ArtifactView, description = "Already stored"),
-        (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/artifacts", tag = "artifacts", operation_id = "upload_artifact",
+    request_body(content = WasmFile, content_type = "application/wasm"),
+    responses((status = 201, body = ArtifactView, description = "Stored", links(
+            ("GetArtifactByDigest" = (operation_id = "show_artifact", parameters(("digest" = "$response.body#/digest")))),
+        )),
+        (status = 200, body = ArtifactView, description = "Already stored"),
+        (status = 413, body = ErrorBody, description = "The file is larger than 50 MiB (`body_too_large`)"),
+        (status = 422, body = ErrorBody, description = "Not a flow Ferry can run: not WebAssembly, or it imports what Ferry does not provide (`invalid_artifact`)"),
+        ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn upload(
     State(state): State<AppState>,
     caller: Caller,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     caller.require(Action::ArtifactWrite)?;
     let bytes = body.clone();
@@ -94,7 +116,8 @@ pub async fn upload(
 }
 
 /// List the workspace's artifacts.
-#[utoipa::path(get, path = "/v1/artifacts", tag = "artifacts", responses((status = 200, body = ArtifactList)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/artifacts", tag = "artifacts", operation_id = "list_artifacts",
+    responses((status = 200, body = ArtifactList), ApiKeyAuth), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,8 +134,8 @@ pub async fn list(
 }
 
 /// Show an artifact's metadata.
-#[utoipa::path(get, path = "/v1/artifacts/{digest}", tag = "artifacts", params(("digest" = String, Path)),
-    responses((status = 200, body = ArtifactView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/artifacts/{digest}", tag = "artifacts", operation_id = "show_artifact", params(("digest" = String, Path)),
+    responses((status = 200, body = ArtifactView), PathNotFound, ApiKeyAuth), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,

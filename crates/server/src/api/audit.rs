@@ -9,15 +9,18 @@ use serde_json::Value;
 
 use super::ApiQuery;
 use crate::auth::Caller;
+use crate::error::responses::{ApiKeyAuth, Query, RoleForbidden};
 use crate::error::ApiError;
 use crate::state::AppState;
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only entries after this sequence number (the previous page's `next_after`).
     pub after: Option<i64>,
     /// Most entries in the answer, 1-1000 (default 100).
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 
@@ -66,8 +69,8 @@ pub struct AuditPage {
 
 /// The workspace's audit log (admin): who did what to credentials, secrets, keys, pools and
 /// settings, and when.
-#[utoipa::path(get, path = "/v1/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = AuditPage), (status = 403, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", operation_id = "list_audit", params(AuditQuery),
+    responses((status = 200, body = AuditPage), Query, ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

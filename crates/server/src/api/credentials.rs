@@ -9,10 +9,11 @@ use ferry_core::{Action, CredentialId, CredentialKind};
 use ferry_store::{Actor, Credential};
 use serde_json::Value;
 
-use super::{parse_name, ApiJson, ApiPath};
+use super::{parse_name, ApiJson, ApiPath, OptionalApiJson};
 use crate::auth::Caller;
 use crate::credential;
-use crate::error::ApiError;
+use crate::error::responses::{ApiKeyAuth, JsonBody, PathNotFound, RoleForbidden};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// A credential as shown: metadata and a fingerprint, never the material.
@@ -86,8 +87,16 @@ async fn external_id(state: &AppState, caller: &Caller) -> Result<String, ApiErr
 /// external id), `role_arn`, `region` (aws-web-identity: assumed with Ferry's own OIDC token).
 /// Keyless kinds take no `credential_source`: Ferry presents its own token (sub
 /// `workspace:<id>:pool:<name>`). Admin only.
-#[utoipa::path(post, path = "/v1/credentials", tag = "credentials", request_body = Object,
-    responses((status = 201, body = CredentialView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/credentials", tag = "credentials", operation_id = "create_credential", request_body = Object,
+    responses((status = 201, body = CredentialView,
+            links(
+                ("GetCredentialById" = (operation_id = "show_credential", parameters(("id" = "$response.body#/id")))),
+                ("RotateCredentialById" = (operation_id = "rotate_credential", parameters(("id" = "$response.body#/id")))),
+                ("ValidateCredentialById" = (operation_id = "validate_credential", parameters(("id" = "$response.body#/id")))),
+                ("DeleteCredentialById" = (operation_id = "delete_credential", parameters(("id" = "$response.body#/id")))),
+            )),
+        (status = 409, body = ErrorBody, description = "A credential of this name exists (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -122,7 +131,8 @@ pub async fn create(
 }
 
 /// List the workspace's credentials (metadata only).
-#[utoipa::path(get, path = "/v1/credentials", tag = "credentials", responses((status = 200, body = CredentialList)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/credentials", tag = "credentials", operation_id = "list_credentials",
+    responses((status = 200, body = CredentialList), ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -146,8 +156,8 @@ pub async fn list(
 }
 
 /// Show a credential (metadata only).
-#[utoipa::path(get, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)),
-    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/credentials/{id}", tag = "credentials", operation_id = "show_credential", params(("id" = String, Path)),
+    responses((status = 200, body = CredentialView), PathNotFound, ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -166,8 +176,10 @@ pub async fn show(
 /// Rotate a credential: replace its material with new material of the same kind, under the
 /// same name (the body is a registration's; `name`, if given, must be the credential's).
 /// Pools using it pick up the new material. Admin only.
-#[utoipa::path(put, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)), request_body = Object,
-    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(put, path = "/v1/credentials/{id}", tag = "credentials", operation_id = "rotate_credential", params(("id" = String, Path)), request_body = Object,
+    responses((status = 200, body = CredentialView), PathNotFound,
+        (status = 409, body = ErrorBody, description = "The credential changed while this request was handled; retry (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn rotate(
     State(state): State<AppState>,
@@ -205,8 +217,10 @@ pub async fn rotate(
 }
 
 /// Delete a credential; refused (409, naming them) while pools use it. Admin only.
-#[utoipa::path(delete, path = "/v1/credentials/{id}", tag = "credentials", params(("id" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+#[utoipa::path(delete, path = "/v1/credentials/{id}", tag = "credentials", operation_id = "delete_credential", params(("id" = String, Path)),
+    responses((status = 204, description = "Deleted"), PathNotFound,
+        (status = 409, body = ErrorBody, description = "Pools use this credential; the message names them (`conflict`)"),
+        ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
@@ -227,37 +241,28 @@ pub async fn delete(
 #[serde(deny_unknown_fields)]
 pub struct ValidateCredential {
     /// A pool using this credential: its cluster (ecs) or project (cloud-run) is checked too.
+    #[schema(schema_with = super::schemas::name_or_null)]
     pub pool: Option<String>,
 }
 
 /// Validate a credential live, without side effects: each permission a pool needs is tried
 /// with a read-only call, and each check says what is missing. The outcome is kept on the
 /// credential (`validation`) until its next rotation. Admin only.
-#[utoipa::path(post, path = "/v1/credentials/{id}/validate", tag = "credentials", params(("id" = String, Path)),
+#[utoipa::path(post, path = "/v1/credentials/{id}/validate", tag = "credentials", operation_id = "validate_credential", params(("id" = String, Path)),
     request_body(content = Option<ValidateCredential>, description = "Optional: {\"pool\": name}"),
-    responses((status = 200, body = CredentialView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+    responses((status = 200, body = CredentialView), PathNotFound,
+        (status = 409, body = ErrorBody, description = "The credential changed while it was validated; retry (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn validate(
     State(state): State<AppState>,
     caller: Caller,
     ApiPath(id): ApiPath<String>,
-    body: axum::body::Bytes,
+    OptionalApiJson(body): OptionalApiJson<ValidateCredential>,
 ) -> Result<Json<CredentialView>, ApiError> {
     caller.require(Action::CredentialWrite)?;
     let id = parse_id(&id)?;
-    let body: ValidateCredential = if body.iter().all(u8::is_ascii_whitespace) {
-        ValidateCredential::default()
-    } else {
-        let value: Value = serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request("malformed_json", format!("the body is not valid JSON: {e}"))
-        })?;
-        if !value.is_object() {
-            return Err(ApiError::invalid(
-                "expected a JSON object like {\"pool\": \"name\"} (or no body)",
-            ));
-        }
-        serde_json::from_value(value).map_err(|e| ApiError::invalid(e.to_string()))?
-    };
+    let body = body.unwrap_or_default();
     let cred = state.store.credential_get(caller.workspace_id, id).await?;
     let mut pool_name = None;
     let template = match &body.pool {

@@ -11,12 +11,14 @@ use secrecy::ExposeSecret;
 use super::api_keys::{parse_role, CreateKey, KeyCreated};
 use super::{parse_name, ApiJson, ApiPath};
 use crate::auth::Internal;
-use crate::error::ApiError;
+use crate::error::responses::{InternalAuth, JsonBody, PathNotFound};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWorkspace {
+    #[schema(schema_with = super::schemas::name)]
     pub name: String,
 }
 
@@ -43,8 +45,13 @@ pub struct WorkspaceList {
 }
 
 /// Create a workspace.
-#[utoipa::path(post, path = "/internal/v1/workspaces", tag = "internal", request_body = CreateWorkspace,
-    responses((status = 201, body = WorkspaceView), (status = 409, body = crate::error::ErrorBody)), security(("internal_token" = [])))]
+#[utoipa::path(post, path = "/internal/v1/workspaces", tag = "internal", operation_id = "create_workspace", request_body = CreateWorkspace,
+    responses((status = 201, body = WorkspaceView, links(
+            ("CreateApiKeyByWorkspaceId" = (operation_id = "create_workspace_api_key", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 409, body = ErrorBody, description = "A workspace of this name exists (`conflict`)"),
+        JsonBody, InternalAuth),
+    security(("internal_token" = [])))]
 pub async fn workspace_create(
     State(state): State<AppState>,
     _: Internal,
@@ -60,7 +67,8 @@ pub async fn workspace_create(
 }
 
 /// List workspaces.
-#[utoipa::path(get, path = "/internal/v1/workspaces", tag = "internal", responses((status = 200, body = WorkspaceList)), security(("internal_token" = [])))]
+#[utoipa::path(get, path = "/internal/v1/workspaces", tag = "internal", operation_id = "list_workspaces",
+    responses((status = 200, body = WorkspaceList), InternalAuth), security(("internal_token" = [])))]
 pub async fn workspaces_list(
     State(state): State<AppState>,
     _: Internal,
@@ -76,8 +84,8 @@ pub async fn workspaces_list(
 }
 
 /// Mint a key for a workspace (its first admin key, typically).
-#[utoipa::path(post, path = "/internal/v1/workspaces/{id}/api-keys", tag = "internal", params(("id" = String, Path)), request_body = CreateKey,
-    responses((status = 201, body = KeyCreated), (status = 404, body = crate::error::ErrorBody)), security(("internal_token" = [])))]
+#[utoipa::path(post, path = "/internal/v1/workspaces/{id}/api-keys", tag = "internal", operation_id = "create_workspace_api_key", params(("id" = String, Path)), request_body = CreateKey,
+    responses((status = 201, body = KeyCreated), PathNotFound, JsonBody, InternalAuth), security(("internal_token" = [])))]
 pub async fn api_key_create(
     State(state): State<AppState>,
     _: Internal,

@@ -24,7 +24,7 @@ pub fn router() -> Router<AppState> {
 
 /// OpenID Provider metadata of Ferry's issuer: `issuer` (FERRY_PUBLIC_URL) and `jwks_uri`.
 /// Trust this issuer in a Google workload identity pool or an AWS IAM OIDC provider.
-#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity",
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "identity", operation_id = "openid_configuration",
     responses((status = 200, description = "OpenID Provider metadata: issuer, jwks_uri, ES256", content_type = "application/json")))]
 pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
     (
@@ -35,9 +35,10 @@ pub async fn discovery(State(state): State<AppState>) -> impl IntoResponse {
 
 /// The public keys (JWK set) that verify Ferry's identity tokens: the signing key, the next
 /// one once due, and retired ones until their last token has expired.
-#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity",
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "identity", operation_id = "jwks",
     responses((status = 200, description = "JWK set: {\"keys\": [ES256 P-256 keys]}", content_type = "application/json"),
-        (status = 503, body = crate::error::ErrorBody)))]
+        (status = 500, body = crate::error::ErrorBody, description = "An internal error; quote the request id when reporting it (`internal`)"),
+        (status = 503, body = crate::error::ErrorBody, description = "The database is unavailable; try again (`unavailable`)")))]
 pub async fn jwks(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     match state.issuer.jwks().await {
         Ok(keys) => Ok(([(header::CACHE_CONTROL, CACHE)], Json(keys))),

@@ -8,9 +8,11 @@ use ferry_core::{Action, CredentialKind, PoolLimits, PoolType};
 use ferry_store::{Actor, NewPool, Pool, PoolPatch};
 use serde_json::Value;
 
+use super::schemas::NamePath;
 use super::{parse_name, ApiJson, ApiPath};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::responses::{ApiKeyAuth, JsonBody, PathNotFound, RoleForbidden};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Most infrastructure retries a pool or run may ask for.
@@ -20,12 +22,14 @@ pub const MAX_RETRIES_CEILING: u32 = 10;
 #[serde(deny_unknown_fields)]
 pub struct CreatePool {
     /// 1-63 characters of a-z, 0-9 and '-'.
+    #[schema(schema_with = super::schemas::name)]
     pub name: String,
     /// `managed`, `cloud-run` or `ecs`.
     #[serde(rename = "type")]
+    #[schema(schema_with = super::schemas::pool_type)]
     pub pool_type: String,
     /// Ceilings for each run (memory_mb, timeout_s, cpu_fuel_m, log_bytes, scratch_bytes).
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::limits_or_null)]
     #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
     /// The base job template of a push pool (a JSON object).
@@ -33,10 +37,13 @@ pub struct CreatePool {
     pub job_template: Option<Value>,
     /// The workspace credential a push pool uses: an existing credential of this workspace
     /// whose kind fits the pool (ecs: aws-*, cloud-run: gcp-*).
+    #[schema(schema_with = super::schemas::name_or_null)]
     pub credential: Option<String>,
     /// Most runs of this pool in flight at once.
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub concurrency_limit: Option<u32>,
     /// Infrastructure retries per run (0-10); default 0.
+    #[schema(maximum = 10)]
     pub max_retries: Option<u32>,
     /// A paused pool accepts runs but starts none.
     pub paused: Option<bool>,
@@ -45,15 +52,17 @@ pub struct CreatePool {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePool {
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::limits_or_null)]
     #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
     #[schema(value_type = Option<Object>)]
     pub job_template: Option<Value>,
     /// A number, or null to remove the limit.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<u32>)]
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 4_294_967_295_i64)]
     pub concurrency_limit: Option<Option<u32>>,
+    /// Infrastructure retries per run (0-10).
+    #[schema(maximum = 10)]
     pub max_retries: Option<u32>,
     pub paused: Option<bool>,
 }
@@ -176,8 +185,14 @@ fn check_concurrency(n: u32) -> Result<(), ApiError> {
 }
 
 /// Create a pool.
-#[utoipa::path(post, path = "/v1/pools", tag = "pools", request_body = CreatePool,
-    responses((status = 201, body = PoolView), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/pools", tag = "pools", operation_id = "create_pool", request_body = CreatePool,
+    responses((status = 201, body = PoolView, links(
+            ("GetPoolByName" = (operation_id = "show_pool", parameters(("name" = "$response.body#/name")))),
+            ("UpdatePoolByName" = (operation_id = "update_pool", parameters(("name" = "$response.body#/name")))),
+            ("DeletePoolByName" = (operation_id = "delete_pool", parameters(("name" = "$response.body#/name")))),
+        )),
+        (status = 409, body = ErrorBody, description = "A pool of this name exists (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -256,7 +271,8 @@ pub async fn create(
 }
 
 /// List the workspace's pools.
-#[utoipa::path(get, path = "/v1/pools", tag = "pools", responses((status = 200, body = PoolList)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/pools", tag = "pools", operation_id = "list_pools",
+    responses((status = 200, body = PoolList), ApiKeyAuth), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -269,12 +285,12 @@ pub async fn list(
 }
 
 /// Show a pool.
-#[utoipa::path(get, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)),
-    responses((status = 200, body = PoolView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/pools/{name}", tag = "pools", operation_id = "show_pool", params(NamePath),
+    responses((status = 200, body = PoolView), PathNotFound, ApiKeyAuth), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<Json<PoolView>, ApiError> {
     caller.require(Action::PoolRead)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;
@@ -288,13 +304,15 @@ pub async fn show(
 }
 
 /// Change a pool's limits, template, concurrency, retries or pause.
-#[utoipa::path(patch, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)), request_body = UpdatePool,
-    responses((status = 200, body = PoolView), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(patch, path = "/v1/pools/{name}", tag = "pools", operation_id = "update_pool", params(NamePath), request_body = UpdatePool,
+    responses((status = 200, body = PoolView), PathNotFound,
+        (status = 409, body = ErrorBody, description = "The pool changed while this request was handled; retry (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     ApiJson(body): ApiJson<UpdatePool>,
 ) -> Result<Json<PoolView>, ApiError> {
     caller.require(Action::PoolWrite)?;
@@ -348,13 +366,15 @@ pub async fn update(
 }
 
 /// Delete a pool that has no unfinished runs.
-#[utoipa::path(delete, path = "/v1/pools/{name}", tag = "pools", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+#[utoipa::path(delete, path = "/v1/pools/{name}", tag = "pools", operation_id = "delete_pool", params(NamePath),
+    responses((status = 204, description = "Deleted"), PathNotFound,
+        (status = 409, body = ErrorBody, description = "The pool has unfinished runs (`conflict`)"),
+        ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::PoolWrite)?;
     let name = ferry_core::Name::parse(&name).map_err(|_| ApiError::not_found("pool"))?;

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use super::{ApiJson, ApiPath};
 use crate::auth::RunCaller;
+use crate::error::responses::{JsonBody, PathNotFound, RunNotInFlight, RunTokenAuth};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -38,7 +39,7 @@ pub struct PostedLine {
 #[serde(deny_unknown_fields)]
 pub struct PostResult {
     /// The run's result: any JSON value.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Value)]
     pub result: Value,
 }
 
@@ -76,8 +77,8 @@ async fn reporting_run(
 }
 
 /// Post log lines (run token only).
-#[utoipa::path(post, path = "/v1/runs/{id}/logs", tag = "runs", request_body = PostLogs,
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/runs/{id}/logs", tag = "runs", operation_id = "post_run_logs", params(("id" = String, Path)), request_body = PostLogs,
+    responses((status = 204, description = "Stored"), PathNotFound, RunNotInFlight, JsonBody, RunTokenAuth),
     security(("run_token" = [])))]
 pub async fn post_logs(
     State(state): State<AppState>,
@@ -133,8 +134,8 @@ pub async fn post_logs(
 
 /// Post the run's result (run token only). The run completes when its task or execution
 /// ends successfully; a later post replaces an earlier one.
-#[utoipa::path(post, path = "/v1/runs/{id}/result", tag = "runs", request_body = PostResult,
-    responses((status = 204), (status = 403, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/runs/{id}/result", tag = "runs", operation_id = "post_run_result", params(("id" = String, Path)), request_body = PostResult,
+    responses((status = 204, description = "Stored"), PathNotFound, RunNotInFlight, JsonBody, RunTokenAuth),
     security(("run_token" = [])))]
 pub async fn post_result(
     State(state): State<AppState>,

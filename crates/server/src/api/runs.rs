@@ -17,15 +17,18 @@ use serde_json::Value;
 use super::pools::MAX_RETRIES_CEILING;
 use super::{parse_name, ApiJson, ApiPath, ApiQuery};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::responses::{ApiKeyAuth, JsonBody, PathNotFound, Query, RoleForbidden};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateRun {
     /// The pool's name.
+    #[schema(schema_with = super::schemas::name)]
     pub pool: String,
     /// `sha256:<64 hex>` of the flow (managed pools only).
+    #[schema(schema_with = super::schemas::digest_or_null)]
     pub artifact: Option<String>,
     /// The flow's parameters (a JSON object).
     #[schema(value_type = Option<Object>)]
@@ -34,14 +37,17 @@ pub struct CreateRun {
     #[schema(value_type = Option<Object>)]
     pub job_variables: Option<Value>,
     /// Wall-clock limit in seconds; at most the pool's.
+    #[schema(minimum = 1, maximum = 604_800)]
     pub timeout_s: Option<u32>,
     /// Lower limits than the pool's.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = super::schemas::limits_or_null)]
     #[serde(default, deserialize_with = "super::object_only")]
     pub limits: Option<PoolLimits>,
-    /// Infrastructure retries; default the pool's.
+    /// Infrastructure retries (0-10); default the pool's.
+    #[schema(maximum = 10)]
     pub max_retries: Option<u32>,
     /// The same key again returns the run it created (200) instead of a new one.
+    #[schema(schema_with = super::schemas::idempotency_key_or_null)]
     pub idempotency_key: Option<String>,
     /// When to start; default now.
     pub scheduled_at: Option<DateTime<Utc>>,
@@ -129,13 +135,21 @@ pub struct RunList {
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Only runs of this pool.
+    #[param(
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        min_length = 1,
+        max_length = 63
+    )]
     pub pool: Option<String>,
     /// Only runs in this state.
+    #[param(schema_with = super::schemas::run_state)]
     pub state: Option<String>,
     /// Page size, 1-500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
     /// From the previous page's `next_cursor`.
     pub cursor: Option<String>,
@@ -200,12 +214,53 @@ pub struct LogsView {
     pub truncated: bool,
 }
 
+/// One server-sent event of a followed log (`follow=true`): `line` events, then one `end` (or
+/// one `error` if the caller's key is revoked meanwhile).
+pub struct LogEvent;
+
+impl utoipa::PartialSchema for LogEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        let string = |description: &str| {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .description(Some(description))
+        };
+        ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .property(
+                "event",
+                string(
+                    "`line`; `end` once the run has ended and every line was sent; `error` \
+                     (then the stream closes: do not resume) once the API key it was opened \
+                     with is revoked",
+                )
+                .enum_values(Some(["line", "end", "error"])),
+            )
+            .property(
+                "data",
+                string(
+                    "JSON: a `line` event's is a LogLineView; the `end` event's is \
+                     `{\"state\": <the run's final state>, \"truncated\": <bool>}`; the \
+                     `error` event's is an error body (`{\"error\": {\"code\": \"unauthorized\", ...}}`)",
+                ),
+            )
+            .required("event")
+            .required("data")
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for LogEvent {}
+
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Only lines after this sequence number.
     pub after: Option<i64>,
     /// Most lines in the answer, 1-10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Stream lines as server-sent events until the run ends.
     pub follow: Option<bool>,
@@ -250,9 +305,17 @@ fn object_or_empty(field: &str, v: Option<Value>) -> Result<Value, ApiError> {
 }
 
 /// Submit a run.
-#[utoipa::path(post, path = "/v1/runs", tag = "runs", request_body = CreateRun,
-    responses((status = 201, body = RunView, description = "Created"), (status = 200, body = RunView, description = "The run this idempotency key already created"),
-        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/runs", tag = "runs", operation_id = "submit_run", request_body = CreateRun,
+    responses(
+        (status = 201, body = RunView, description = "Created", links(
+            ("GetRunById" = (operation_id = "show_run", parameters(("id" = "$response.body#/id")))),
+            ("CancelRunById" = (operation_id = "cancel_run", parameters(("id" = "$response.body#/id")))),
+            ("GetRunEventsById" = (operation_id = "run_events", parameters(("id" = "$response.body#/id")))),
+            ("GetRunLogsById" = (operation_id = "run_logs", parameters(("id" = "$response.body#/id")))),
+        )),
+        (status = 200, body = RunView, description = "The run this idempotency key already created"),
+        (status = 409, body = ErrorBody, description = "The idempotency key was used for a different submission (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -384,6 +447,7 @@ pub async fn create(
         return Ok((StatusCode::OK, Json(RunView::from(run))).into_response());
     }
     tracing::info!(run_id = %run.id, workspace_id = %caller.workspace_id, key_id = %caller.key_id, pool = %run.pool_name, "Run submitted");
+    state.metrics.run_submitted(run.pool_type);
     if let Some(s) = &state.scheduler {
         s.notify_submitted();
     }
@@ -391,8 +455,8 @@ pub async fn create(
 }
 
 /// List runs, newest first.
-#[utoipa::path(get, path = "/v1/runs", tag = "runs", params(ListQuery),
-    responses((status = 200, body = RunList), (status = 400, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/runs", tag = "runs", operation_id = "list_runs", params(ListQuery),
+    responses((status = 200, body = RunList), Query, ApiKeyAuth), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -438,8 +502,8 @@ pub async fn list(
 }
 
 /// Show a run.
-#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, body = RunView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/runs/{id}", tag = "runs", operation_id = "show_run", params(("id" = String, Path)),
+    responses((status = 200, body = RunView), PathNotFound, ApiKeyAuth), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
@@ -454,8 +518,10 @@ pub async fn show(
 
 /// Cancel a run: a scheduled run is cancelled at once; a started one is stopped, then
 /// `cancelled` once its infrastructure confirms.
-#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),
-    responses((status = 202, body = RunView), (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)),
+#[utoipa::path(post, path = "/v1/runs/{id}/cancel", tag = "runs", operation_id = "cancel_run", params(("id" = String, Path)),
+    responses((status = 202, body = RunView, description = "Cancelled, or being stopped"), PathNotFound,
+        (status = 409, body = ErrorBody, description = "The run has already ended (`conflict`)"),
+        ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn cancel(
     State(state): State<AppState>,
@@ -469,6 +535,10 @@ pub async fn cancel(
         .run_request_cancel(caller.workspace_id, id)
         .await?;
     tracing::info!(run_id = %id, state = %run.state, "Run cancel requested");
+    if run.state == RunState::Cancelled {
+        // It had not started: this request ended it (a finished run is a 409 above).
+        state.metrics.run_finished(run.pool_type, run.state);
+    }
     if let Some(s) = &state.scheduler {
         s.notify_cancel_requested();
     }
@@ -476,8 +546,8 @@ pub async fn cancel(
 }
 
 /// A run's history of state changes.
-#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, body = EventList), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/runs/{id}/events", tag = "runs", operation_id = "run_events", params(("id" = String, Path)),
+    responses((status = 200, body = EventList), PathNotFound, ApiKeyAuth), security(("api_key" = [])))]
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -492,8 +562,11 @@ pub async fn events(
 }
 
 /// A run's log; with `follow=true`, server-sent events (`line`, then one `end`).
-#[utoipa::path(get, path = "/v1/runs/{id}/logs", tag = "runs", params(("id" = String, Path), LogsQuery),
-    responses((status = 200, body = LogsView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/runs/{id}/logs", tag = "runs", operation_id = "run_logs", params(("id" = String, Path), LogsQuery),
+    responses((status = 200, description = "The lines (JSON), or with `follow=true` a stream of `line` events and one `end` event",
+            content((LogsView = "application/json"), (LogEvent = "text/event-stream"))),
+        PathNotFound, Query, ApiKeyAuth),
+    security(("api_key" = [])))]
 pub async fn logs(
     State(state): State<AppState>,
     caller: Caller,
@@ -529,7 +602,8 @@ pub async fn logs(
         .into_response())
 }
 
-/// Streams a run's log lines until the run has ended and every line was sent.
+/// Streams a run's log lines until the run has ended and every line was sent, or until the
+/// caller's key is revoked (see `streams.rs`: then a last `error` event).
 fn follow(
     state: AppState,
     caller: Caller,
@@ -537,53 +611,57 @@ fn follow(
     mut after: i64,
 ) -> impl futures::Stream<Item = Result<Event, Infallible>> {
     let shutdown = state.shutdown.clone();
+    let authority = super::streams::Authority::of(&caller);
     async_stream(move |tx| async move {
-        loop {
-            if shutdown.is_cancelled() {
-                // The server is stopping: end the stream; the client resumes with `after`.
-                return;
-            }
-            // Read the state first: lines written before it ended are then all visible below.
-            let run = match state.store.run_get(caller.workspace_id, id).await {
-                Ok(r) => r,
-                Err(_) => return,
-            };
-            let page = match state
-                .store
-                .run_logs(caller.workspace_id, id, after, 1000)
-                .await
-            {
-                Ok(p) => p,
-                Err(_) => return,
-            };
-            let full = page.lines.len() == 1000;
-            for line in page.lines {
-                after = line.seq;
-                let view = LogLineView::from(line);
-                let data = serde_json::to_string(&view).unwrap_or_default();
-                if tx
-                    .send(Event::default().event("line").data(data))
-                    .await
-                    .is_err()
-                {
+        let store = state.store.clone();
+        let produce = async {
+            loop {
+                if shutdown.is_cancelled() {
+                    // The server is stopping: end the stream; the client resumes with `after`.
                     return;
                 }
-            }
-            if run.state.is_terminal() && !full {
-                let end =
-                    serde_json::json!({"state": run.state.as_str(), "truncated": page.truncated});
-                let _ = tx
-                    .send(Event::default().event("end").data(end.to_string()))
-                    .await;
-                return;
-            }
-            if !full {
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
-                    _ = shutdown.cancelled() => return,
+                // Read the state first: lines written before it ended are then all visible below.
+                let run = match state.store.run_get(caller.workspace_id, id).await {
+                    Ok(r) => r,
+                    Err(_) => return,
+                };
+                let page = match state
+                    .store
+                    .run_logs(caller.workspace_id, id, after, 1000)
+                    .await
+                {
+                    Ok(p) => p,
+                    Err(_) => return,
+                };
+                let full = page.lines.len() == 1000;
+                for line in page.lines {
+                    after = line.seq;
+                    let view = LogLineView::from(line);
+                    let data = serde_json::to_string(&view).unwrap_or_default();
+                    if tx
+                        .send(Event::default().event("line").data(data))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                if run.state.is_terminal() && !full {
+                    let end = serde_json::json!({"state": run.state.as_str(), "truncated": page.truncated});
+                    let _ = tx
+                        .send(Event::default().event("end").data(end.to_string()))
+                        .await;
+                    return;
+                }
+                if !full {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
                 }
             }
-        }
+        };
+        super::streams::guarded(authority, &store, &tx, produce).await;
     })
 }
 

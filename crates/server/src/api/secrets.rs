@@ -9,9 +9,11 @@ use ferry_core::{Action, Name};
 use ferry_store::{Actor, Secret};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::schemas::NamePath;
 use super::{ApiJson, ApiPath};
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::responses::{ApiKeyAuth, JsonBody, PathNotFound, RoleForbidden};
+use crate::error::{ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// The largest secret value accepted, in bytes.
@@ -21,7 +23,7 @@ pub const MAX_SECRET_BYTES: usize = 64 * 1024;
 #[serde(deny_unknown_fields)]
 pub struct PutSecret {
     /// The value (at most 64 KiB of text). Never shown again.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, min_length = 1)]
     pub value: SecretString,
 }
 
@@ -62,13 +64,20 @@ fn path_name(name: &str) -> Result<Name, ApiError> {
 }
 
 /// Write a secret: 201 when created, 200 when its value was replaced.
-#[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path)), request_body = PutSecret,
-    responses((status = 201, body = SecretView), (status = 200, body = SecretView), (status = 422, body = crate::error::ErrorBody)),
+#[utoipa::path(put, path = "/v1/secrets/{name}", tag = "secrets", operation_id = "put_secret", params(NamePath), request_body = PutSecret,
+    responses((status = 201, body = SecretView, description = "Created", links(
+            ("GetSecretByName" = (operation_id = "show_secret", parameters(("name" = "$response.body#/name")))),
+            ("DeleteSecretByName" = (operation_id = "delete_secret", parameters(("name" = "$response.body#/name")))),
+        )),
+        (status = 200, body = SecretView, description = "Its value was replaced"),
+        PathNotFound,
+        (status = 409, body = ErrorBody, description = "Another write of this secret won; retry (`conflict`)"),
+        JsonBody, ApiKeyAuth, RoleForbidden),
     security(("api_key" = [])))]
 pub async fn put(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
     ApiJson(body): ApiJson<PutSecret>,
 ) -> Result<(StatusCode, Json<SecretView>), ApiError> {
     caller.require(Action::SecretWrite)?;
@@ -102,7 +111,8 @@ pub async fn put(
 }
 
 /// List the workspace's secrets (metadata only).
-#[utoipa::path(get, path = "/v1/secrets", tag = "secrets", responses((status = 200, body = SecretList)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/secrets", tag = "secrets", operation_id = "list_secrets",
+    responses((status = 200, body = SecretList), ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -119,12 +129,12 @@ pub async fn list(
 }
 
 /// Show a secret's metadata (never its value).
-#[utoipa::path(get, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path)),
-    responses((status = 200, body = SecretView), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(get, path = "/v1/secrets/{name}", tag = "secrets", operation_id = "show_secret", params(NamePath),
+    responses((status = 200, body = SecretView), PathNotFound, ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn show(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<Json<SecretView>, ApiError> {
     caller.require(Action::SecretRead)?;
     let name = path_name(&name)?;
@@ -138,12 +148,12 @@ pub async fn show(
 }
 
 /// Delete a secret.
-#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", params(("name" = String, Path)),
-    responses((status = 204), (status = 404, body = crate::error::ErrorBody)), security(("api_key" = [])))]
+#[utoipa::path(delete, path = "/v1/secrets/{name}", tag = "secrets", operation_id = "delete_secret", params(NamePath),
+    responses((status = 204, description = "Deleted"), PathNotFound, ApiKeyAuth, RoleForbidden), security(("api_key" = [])))]
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(NamePath { name }): ApiPath<NamePath>,
 ) -> Result<StatusCode, ApiError> {
     caller.require(Action::SecretWrite)?;
     let name = path_name(&name)?;

@@ -177,3 +177,195 @@ async fn verify_reports_the_first_tampered_entry(app: App) {
         .unwrap_or_default()
         .contains("no workspace named"));
 }
+
+/// A blob literal of the backend.
+fn blob_sql(app: &App, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match app.kind {
+        crate::support::Kind::Sqlite => format!("X'{hex}'"),
+        crate::support::Kind::Postgres => format!("decode('{hex}', 'hex')"),
+    }
+}
+
+/// What someone with write access to the database but without the root key does after
+/// changing entries: recomputes workspace `ws`'s chain from entry `from` on (and its head)
+/// from the documented canonical form with plain SHA-256 — which is also how every chain
+/// looked before the audit key.
+async fn rehash_without_the_key(app: &App, ws: &str, from: i64) {
+    use sha2::{Digest, Sha256};
+    let store = ferry_store::Store::connect(&app.config.database_url())
+        .await
+        .unwrap();
+    let id: ferry_core::WorkspaceId = ws.parse().unwrap();
+    let events = store.audit_list(id, 0, 1000).await.unwrap();
+    store.close().await;
+    let s = |v: &str| ferry_core::canonical_json(&json!(v));
+    let mut prev = vec![0u8; 32];
+    let mut sql = String::new();
+    for e in &events {
+        if e.seq < from {
+            prev = e.hash.clone();
+            continue;
+        }
+        let canonical = format!(
+            "{{\"action\":{},\"actor\":{},\"at\":{},\"detail\":{},\"seq\":{},\"target\":{},\"workspace_id\":{}}}",
+            s(&e.action),
+            s(&e.actor),
+            s(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ferry_core::canonical_json(&e.detail),
+            e.seq,
+            s(&e.target),
+            s(ws),
+        );
+        let hash = Sha256::new()
+            .chain_update(&prev)
+            .chain_update(canonical.as_bytes())
+            .finalize()
+            .to_vec();
+        sql.push_str(&format!(
+            "UPDATE audit_events SET prev_hash = {}, hash = {} WHERE workspace_id = {} AND seq = {};\n",
+            blob_sql(app, &prev),
+            blob_sql(app, &hash),
+            app.uuid_sql(ws),
+            e.seq
+        ));
+        prev = hash;
+    }
+    sql.push_str(&format!(
+        "UPDATE audit_heads SET hash = {} WHERE workspace_id = {};",
+        blob_sql(app, &prev),
+        app.uuid_sql(ws)
+    ));
+    app.exec(&sql).await;
+}
+
+/// A tenant with six entries (workspace, key, four secrets).
+async fn tenant_with_history(app: &App, name: &str) -> crate::support::Tenant {
+    let t = app.tenant(name).await;
+    for i in 0..4 {
+        app.put(
+            &t.admin,
+            &format!("/v1/secrets/s{i}"),
+            json!({"value": "v"}),
+        )
+        .await
+        .expect(201);
+    }
+    t
+}
+
+fn verified(reports: &[(ferry_store::Workspace, ferry_store::AuditReport)]) -> bool {
+    reports.iter().all(|(_, r)| r.problem.is_none())
+}
+
+backend_test!(an_entry_changed_and_rehashed_without_the_key_is_named);
+async fn an_entry_changed_and_rehashed_without_the_key_is_named(app: App) {
+    let t = tenant_with_history(&app, "acme").await;
+    let ok = ferry_server::audit_verify(&app.config, Some("acme"))
+        .await
+        .unwrap();
+    assert!(verified(&ok), "{ok:?}");
+    assert_eq!(ok[0].1.entries, 6);
+    // The attacker changes entry 4 and recomputes the chain from it, head included.
+    app.exec(&format!(
+        "UPDATE audit_events SET actor = 'cli' WHERE seq = 4 AND workspace_id = {}",
+        app.uuid_sql(&t.id)
+    ))
+    .await;
+    rehash_without_the_key(&app, &t.id, 4).await;
+    let bad = ferry_server::audit_verify(&app.config, Some("acme"))
+        .await
+        .unwrap();
+    let p = bad[0]
+        .1
+        .problem
+        .clone()
+        .expect("a rewritten chain verified");
+    assert_eq!(p.seq, 4, "{}", p.reason);
+    assert!(p.reason.contains("changed"), "{}", p.reason);
+    // The key is in the database only wrapped by the root key.
+    let stored = app
+        .raw_rows("audit_key", &["id", "root_key_id", "wrapped_key"])
+        .await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}
+
+backend_test!(root_key_rotation_keeps_the_audit_chain_verifiable);
+async fn root_key_rotation_keeps_the_audit_chain_verifiable(app: App) {
+    let t = tenant_with_history(&app, "acme").await;
+    let r = ferry_server::root_key_rotate(&app.config).await.unwrap();
+    // The audit key moved to the new root key, so the old one could be retired.
+    let stored = app.raw_rows("audit_key", &["root_key_id"]).await;
+    assert_eq!(stored, std::slice::from_ref(&r.new_key_id));
+    assert!(r.retired.contains(&r.old_key_id), "{r:?}");
+    let again = ferry_server::root_key_rotate(&app.config).await.unwrap();
+    assert_eq!(
+        app.raw_rows("audit_key", &["root_key_id"]).await,
+        std::slice::from_ref(&again.new_key_id)
+    );
+    // The running server goes on appending under the same audit key.
+    app.put(&t.admin, "/v1/secrets/after", json!({"value": "v"}))
+        .await
+        .expect(201);
+    let reports = ferry_server::audit_verify(&app.config, None).await.unwrap();
+    assert!(verified(&reports), "{reports:?}");
+    // 6, the two rotations' re-wraps of the workspace key, and the secret.
+    assert_eq!(reports[0].1.entries, 9);
+    // And tampering is still found.
+    app.exec(&format!(
+        "UPDATE audit_events SET target = 'secret:x' WHERE seq = 2 AND workspace_id = {}",
+        app.uuid_sql(&t.id)
+    ))
+    .await;
+    rehash_without_the_key(&app, &t.id, 2).await;
+    let bad = ferry_server::audit_verify(&app.config, None).await.unwrap();
+    assert_eq!(bad[0].1.problem.as_ref().map(|p| p.seq), Some(2));
+}
+
+backend_test!(chains_of_an_earlier_version_are_resealed_at_the_first_start);
+async fn chains_of_an_earlier_version_are_resealed_at_the_first_start(mut app: App) {
+    let a = tenant_with_history(&app, "acme").await;
+    let b = tenant_with_history(&app, "beta").await;
+    app.stop().await;
+    // What a database of the version before the audit key holds: plain SHA-256 chains and no
+    // key. One of them was changed back then (not recomputed).
+    rehash_without_the_key(&app, &a.id, 1).await;
+    rehash_without_the_key(&app, &b.id, 1).await;
+    app.exec(&format!(
+        "DELETE FROM audit_key; UPDATE audit_events SET actor = 'cli' WHERE seq = 5 AND workspace_id = {}",
+        app.uuid_sql(&b.id)
+    ))
+    .await;
+    // The first command of this version makes the key and re-seals what verifies.
+    let reports = ferry_server::audit_verify(&app.config, None).await.unwrap();
+    let by_name = |n: &str| {
+        reports
+            .iter()
+            .find(|(ws, _)| ws.name.as_str() == n)
+            .map(|(_, r)| r.clone())
+            .unwrap()
+    };
+    let acme = by_name("acme");
+    assert_eq!((acme.entries, acme.problem), (7, None));
+    let beta = by_name("beta");
+    assert_eq!(beta.problem.map(|p| p.seq), Some(5));
+    // Once: a server started now uses that key and appends on.
+    let server =
+        ferry_server::Server::start(app.config.clone(), ferry_engine::Executors::default())
+            .await
+            .unwrap();
+    let r = app
+        .http
+        .put(format!("{}/v1/secrets/later", server.public_url()))
+        .bearer_auth(&a.admin)
+        .json(&json!({"value": "v"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    server.shutdown().await;
+    let again = ferry_server::audit_verify(&app.config, Some("acme"))
+        .await
+        .unwrap();
+    assert_eq!((again[0].1.entries, &again[0].1.problem), (8, &None));
+}

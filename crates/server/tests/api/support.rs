@@ -157,6 +157,11 @@ impl App {
         }
     }
 
+    /// The internal API's token.
+    pub fn internal_token(&self) -> String {
+        self.internal_token.clone()
+    }
+
     pub fn store(&self) -> &ferry_store::Store {
         &self.server.as_ref().unwrap().store
     }

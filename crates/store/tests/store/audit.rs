@@ -247,3 +247,207 @@ async fn verification_detects_reordered_entries(db: Db) {
     assert_eq!(problem(&s.audit_verify(b).await.unwrap()).0, 2);
     assert_eq!(problem(&s.audit_verify(a).await.unwrap()).0, 2);
 }
+
+/// A blob literal of the backend.
+fn blob_sql(db: &Db, bytes: &[u8]) -> String {
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    match db.kind {
+        Kind::Sqlite => format!("X'{hex}'"),
+        Kind::Postgres => format!("decode('{hex}', 'hex')"),
+    }
+}
+
+/// What someone with write access to the database but without the audit key does after
+/// changing entries: recomputes workspace `ws`'s chain from entry `from` on, and its head, as
+/// the documented canonical form hashed with plain SHA-256 (the scheme before the key).
+async fn rehash_without_the_key(db: &Db, ws: WorkspaceId, from: i64) {
+    use sha2::{Digest, Sha256};
+    let events = db.store.audit_list(ws, 0, 1000).await.unwrap();
+    let s = |v: &str| ferry_core::canonical_json(&json!(v));
+    let mut prev = vec![0u8; 32];
+    let mut sql = String::new();
+    for e in &events {
+        if e.seq < from {
+            prev = e.hash.clone();
+            continue;
+        }
+        let canonical = format!(
+            "{{\"action\":{},\"actor\":{},\"at\":{},\"detail\":{},\"seq\":{},\"target\":{},\"workspace_id\":{}}}",
+            s(&e.action),
+            s(&e.actor),
+            s(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ferry_core::canonical_json(&e.detail),
+            e.seq,
+            s(&e.target),
+            s(&ws.to_string()),
+        );
+        let mut h = Sha256::new();
+        h.update(&prev);
+        h.update(canonical.as_bytes());
+        let hash = h.finalize().to_vec();
+        sql.push_str(&format!(
+            "UPDATE audit_events SET prev_hash = {}, hash = {} WHERE workspace_id = {} AND seq = {};\n",
+            blob_sql(db, &prev),
+            blob_sql(db, &hash),
+            ws_sql(db, ws),
+            e.seq
+        ));
+        prev = hash;
+    }
+    sql.push_str(&format!(
+        "UPDATE audit_heads SET hash = {} WHERE workspace_id = {};",
+        blob_sql(db, &prev),
+        ws_sql(db, ws)
+    ));
+    db.exec(&sql).await;
+}
+
+backend_test!(a_chain_recomputed_without_the_key_is_detected);
+async fn a_chain_recomputed_without_the_key_is_detected(db: Db) {
+    let s = &db.store;
+    // Positive control: untouched, and recomputed without a change, it verifies; only the
+    // keyless recomputation is refused.
+    let ws = busy_workspace(s, "acme").await;
+    let r = s.audit_verify(ws).await.unwrap();
+    assert_eq!((r.entries, r.problem), (5, None));
+    // An entry changed and the chain from it recomputed with plain SHA-256.
+    db.exec(&format!(
+        "UPDATE audit_events SET actor = 'internal' WHERE workspace_id = {} AND seq = 3",
+        ws_sql(&db, ws)
+    ))
+    .await;
+    rehash_without_the_key(&db, ws, 3).await;
+    let (seq, reason) = problem(&s.audit_verify(ws).await.unwrap());
+    assert_eq!(seq, 3, "{reason}");
+    assert!(reason.contains("changed"), "{reason}");
+    // Recomputed from the very first entry, nothing changed: still refused, at entry 1.
+    let ws = busy_workspace(s, "whole").await;
+    rehash_without_the_key(&db, ws, 1).await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 1);
+    // Another key's chain does not verify under this one either.
+    let other = ferry_store::Store::connect(&db.url).await.unwrap();
+    other
+        .set_audit_key(ferry_store::AuditKey::for_tests())
+        .unwrap();
+    let ws = busy_workspace(&other, "other-key").await;
+    assert_eq!(problem(&s.audit_verify(ws).await.unwrap()).0, 1);
+    assert_eq!(other.audit_verify(ws).await.unwrap().problem, None);
+    other.close().await;
+}
+
+backend_test!(a_store_without_the_key_makes_no_audited_change);
+async fn a_store_without_the_key_makes_no_audited_change(db: Db) {
+    let keyless = ferry_store::Store::connect(&db.url).await.unwrap();
+    assert!(!keyless.has_audit_key());
+    let ws = db.store.workspace_create(&name("acme")).await.unwrap().id;
+    let no_key = |r: Result<_, ferry_store::Error>| {
+        assert!(
+            matches!(r, Err(ferry_store::Error::NoAuditKey)),
+            "expected NoAuditKey"
+        )
+    };
+    no_key(
+        keyless
+            .audit_append(ws, Actor::Cli, "test.append", "t", json!({}))
+            .await
+            .map(|_| ()),
+    );
+    no_key(
+        keyless
+            .pool_create_by(ws, &new_pool("sbx", PoolType::Managed), Actor::Cli)
+            .await
+            .map(|_| ()),
+    );
+    no_key(keyless.audit_verify(ws).await.map(|_| ()));
+    // The change was not made without its entry.
+    assert!(db.store.pool_get(ws, &name("sbx")).await.is_err());
+    assert!(db.store.audit_list(ws, 0, 10).await.unwrap().is_empty());
+    // A store's key is set once.
+    assert!(db
+        .store
+        .set_audit_key(ferry_store::AuditKey::for_tests())
+        .is_err());
+    keyless.close().await;
+}
+
+backend_test!(chains_from_before_the_key_are_resealed_once_when_it_is_made);
+async fn chains_from_before_the_key_are_resealed_once_when_it_is_made(db: Db) {
+    // Two logs as a version without the key wrote them: plain SHA-256 chains. In the second,
+    // entry 4 was changed afterwards (the chain was not recomputed).
+    let good = busy_workspace(&db.store, "good").await;
+    let broken = busy_workspace(&db.store, "broken").await;
+    let empty = db.store.workspace_create(&name("empty")).await.unwrap().id;
+    rehash_without_the_key(&db, good, 1).await;
+    rehash_without_the_key(&db, broken, 1).await;
+    db.exec(&format!(
+        "UPDATE audit_events SET target = 'pool:forged' WHERE workspace_id = {} AND seq = 4",
+        ws_sql(&db, broken)
+    ))
+    .await;
+
+    let s = ferry_store::Store::connect(&db.url).await.unwrap();
+    assert_eq!(s.audit_key_get().await.unwrap(), None);
+    let key = ferry_store::AuditKey::for_tests();
+    let new = ferry_store::NewAuditKey {
+        root_key_id: "root-1".into(),
+        wrapped_key: vec![1, 2, 3],
+    };
+    let mut resealed = s.audit_key_create(&new, &key).await.unwrap().unwrap();
+    resealed.sort_by_key(|r| r.resealed);
+    assert_eq!(resealed.len(), 2, "{resealed:?}");
+    assert_eq!(
+        (resealed[0].workspace_id, resealed[0].resealed),
+        (broken, 3)
+    );
+    assert_eq!(resealed[0].problem.as_ref().map(|p| p.seq), Some(4));
+    assert_eq!(
+        (
+            resealed[1].workspace_id,
+            resealed[1].resealed,
+            &resealed[1].problem
+        ),
+        (good, 5, &None)
+    );
+    // Made once: a second start uses the stored key.
+    let again = ferry_store::NewAuditKey {
+        root_key_id: "root-2".into(),
+        wrapped_key: vec![4],
+    };
+    assert_eq!(s.audit_key_create(&again, &key).await.unwrap(), None);
+    let stored = s.audit_key_get().await.unwrap().unwrap();
+    assert_eq!(
+        (stored.root_key_id.as_str(), stored.wrapped_key.as_slice()),
+        ("root-1", &[1u8, 2, 3][..])
+    );
+
+    s.set_audit_key(key).unwrap();
+    let r = s.audit_verify(good).await.unwrap();
+    assert_eq!((r.entries, r.problem), (6, None));
+    let last = s.audit_list(good, 5, 1).await.unwrap();
+    assert_eq!(
+        (last[0].action.as_str(), last[0].actor.as_str()),
+        ("audit.reseal", "system")
+    );
+    assert_eq!(last[0].detail["resealed"], 5);
+    // The broken log is still broken where it was, and only there.
+    let (seq, reason) = problem(&s.audit_verify(broken).await.unwrap());
+    assert_eq!(seq, 4, "{reason}");
+    assert_eq!(s.audit_verify(empty).await.unwrap().problem, None);
+    // New entries chain on.
+    s.audit_append(good, Actor::Cli, "test.append", "t", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(s.audit_verify(good).await.unwrap().entries, 7);
+
+    // Rotation's re-wrap: only from the root key it is under.
+    assert!(matches!(
+        s.audit_key_rewrap("root-0", "root-9", &[9]).await,
+        Err(ferry_store::Error::Changed { .. })
+    ));
+    s.audit_key_rewrap("root-1", "root-9", &[9]).await.unwrap();
+    assert_eq!(
+        s.audit_key_get().await.unwrap().unwrap().root_key_id,
+        "root-9"
+    );
+    s.close().await;
+}

@@ -58,6 +58,9 @@ where
             let url = format!("sqlite://{}", path.display());
             let store = Store::open_sqlite(&path).await.unwrap();
             store.migrate().await.unwrap();
+            store
+                .set_audit_key(ferry_store::AuditKey::for_tests())
+                .unwrap();
             let db = Db {
                 store: store.clone(),
                 url,
@@ -82,6 +85,9 @@ where
                 });
             let store = Store::connect(&url).await.unwrap();
             store.migrate().await.unwrap();
+            store
+                .set_audit_key(ferry_store::AuditKey::for_tests())
+                .unwrap();
             let db = Db {
                 store: store.clone(),
                 url,

@@ -26,6 +26,7 @@ mod harness;
 
 mod artifacts;
 mod audit;
+mod authority;
 mod issuer_keys;
 mod logs;
 mod parity;

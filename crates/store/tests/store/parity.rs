@@ -214,6 +214,7 @@ async fn sqlite_and_postgres_migrations_define_the_same_schema() {
                 "artifacts",
                 "audit_events",
                 "audit_heads",
+                "audit_key",
                 "credentials",
                 "issuer_keys",
                 "pools",

@@ -100,3 +100,95 @@ async fn concurrent_writers_do_not_fail_with_busy(db: Db) {
     assert_eq!(total, 160);
     assert!(counts.contains(&(ferry_core::RunState::Cancelled, 80)));
 }
+
+/// `url` with its host replaced by `host` and `query` as its query string.
+fn pg_url(host: &str, query: &str) -> String {
+    let url = ferry_store::testing::admin_url();
+    let (base, _) = url.split_once('?').unwrap_or((&url, ""));
+    let (scheme, rest) = base.split_once("://").unwrap();
+    let (auth, hostpath) = rest.rsplit_once('@').map_or(("", rest), |(a, h)| (a, h));
+    let path = hostpath.split_once(':').map_or(hostpath, |(_, p)| p);
+    let at = if auth.is_empty() { "" } else { "@" };
+    format!("{scheme}://{auth}{at}{host}:{path}?{query}")
+}
+
+/// PostgreSQL connections honour `sslmode` up to `verify-full`: the local server has TLS with
+/// a certificate for `localhost` (`ssl_cert_file`), which is trusted only when given as
+/// `sslrootcert`, and names only `localhost`.
+#[tokio::test]
+async fn postgres_connections_honour_sslmode_up_to_verify_full() {
+    use sqlx::Connection;
+    // The store first: it names rustls's crypto provider, which a build that also carries
+    // aws-lc-rs (the whole workspace's) cannot pick by itself — sqlx's TLS panicked without.
+    let probe = Store::connect(&pg_url("localhost", "sslmode=require"))
+        .await
+        .unwrap();
+    probe.ping().await.unwrap();
+    probe.close().await;
+    let plain = pg_url("127.0.0.1", "sslmode=disable");
+    let mut c = sqlx::PgConnection::connect(&plain).await.unwrap();
+    let (ssl, cert): (String, String) =
+        sqlx::query_as("SELECT current_setting('ssl'), current_setting('ssl_cert_file')")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(ssl, "on", "the test server must have TLS on for this test");
+    let encrypted = |url: String| async move {
+        let mut c = sqlx::PgConnection::connect(&url).await?;
+        let on: bool =
+            sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&mut c)
+                .await?;
+        Ok::<bool, sqlx::Error>(on)
+    };
+    assert!(
+        !encrypted(plain.clone()).await.unwrap(),
+        "disable: plaintext"
+    );
+    assert!(encrypted(pg_url("127.0.0.1", "sslmode=require"))
+        .await
+        .unwrap());
+    let root = format!("sslrootcert={cert}");
+    // verify-full: the CA must be trusted and the name must match.
+    assert!(
+        encrypted(pg_url("localhost", "sslmode=verify-full"))
+            .await
+            .is_err(),
+        "untrusted CA"
+    );
+    assert!(
+        encrypted(pg_url("127.0.0.1", &format!("sslmode=verify-full&{root}")))
+            .await
+            .is_err(),
+        "the certificate does not name 127.0.0.1"
+    );
+    assert!(
+        encrypted(pg_url("localhost", &format!("sslmode=verify-full&{root}")))
+            .await
+            .unwrap()
+    );
+    // verify-ca checks the CA. (sqlx 0.8 with rustls checks the name under verify-ca too, so
+    // the README recommends verify-full, which says what it does.)
+    assert!(
+        encrypted(pg_url("localhost", &format!("sslmode=verify-ca&{root}")))
+            .await
+            .unwrap()
+    );
+    assert!(
+        encrypted(pg_url("localhost", "sslmode=verify-ca"))
+            .await
+            .is_err(),
+        "untrusted CA"
+    );
+    // The store connects with what the URL says.
+    let store = Store::connect(&pg_url("localhost", &format!("sslmode=verify-full&{root}")))
+        .await
+        .unwrap();
+    store.ping().await.unwrap();
+    store.close().await;
+    assert!(
+        Store::connect(&pg_url("127.0.0.1", &format!("sslmode=verify-full&{root}")))
+            .await
+            .is_err()
+    );
+}

@@ -302,3 +302,63 @@ async fn another_workspaces_objects_are_not_found_and_unchanged(db: Db) {
     );
     not_found(s.pool_get_by_id(a.id, PoolId::new()).await, "pool");
 }
+
+backend_test!(ip_allowlists_are_per_workspace_audited_and_read_with_the_key);
+async fn ip_allowlists_are_per_workspace_audited_and_read_with_the_key(db: Db) {
+    use ferry_core::{Cidrs, IpAllowList};
+    let s = &db.store;
+    let a = workspace(s, "acme").await;
+    let b = workspace(s, "beta").await;
+    let key = s
+        .api_key_create(a.id, Role::Admin, b"hash-a", "fry_a")
+        .await
+        .unwrap();
+    // A new workspace allows every address.
+    assert_eq!(
+        s.workspace_ip_allowlist(a.id).await.unwrap(),
+        IpAllowList::default()
+    );
+    let list = IpAllowList::new(Cidrs::parse(&["192.0.2.0/24", "2001:db8::/48"]).unwrap());
+    s.workspace_ip_allowlist_set(a.id, &list, ferry_store::Actor::Cli)
+        .await
+        .unwrap();
+    assert_eq!(s.workspace_ip_allowlist(a.id).await.unwrap(), list);
+    // Another workspace's list is its own.
+    assert_eq!(
+        s.workspace_ip_allowlist(b.id).await.unwrap(),
+        IpAllowList::default()
+    );
+    // Authenticating a key reads its workspace's list with it.
+    let (found, allow) = s.api_key_authenticate(b"hash-a").await.unwrap();
+    assert_eq!((found.id, allow), (key.id, list.clone()));
+    assert!(matches!(
+        s.api_key_authenticate(b"nope").await,
+        Err(Error::NotFound { kind: "api key" })
+    ));
+    // The change is in the audit log, with what it replaced.
+    s.workspace_ip_allowlist_set(a.id, &IpAllowList::default(), ferry_store::Actor::Cli)
+        .await
+        .unwrap();
+    let events = s.audit_list(a.id, 0, 100).await.unwrap();
+    let sets: Vec<_> = events
+        .iter()
+        .filter(|e| e.action == "workspace.ip_allowlist.set")
+        .map(|e| e.detail.clone())
+        .collect();
+    assert_eq!(
+        sets,
+        vec![
+            json!({"cidrs": ["192.0.2.0/24", "2001:db8::/48"], "previous": []}),
+            json!({"cidrs": [], "previous": ["192.0.2.0/24", "2001:db8::/48"]}),
+        ]
+    );
+    assert!(matches!(
+        s.workspace_ip_allowlist_set(WorkspaceId::new(), &list, ferry_store::Actor::Cli)
+            .await,
+        Err(Error::NotFound { kind: "workspace" })
+    ));
+    // A corrupt stored list is an error, not an open door.
+    db.exec("UPDATE workspaces SET ip_allowlist = '[\"10.0.0.1/8\"]' WHERE name = 'acme'")
+        .await;
+    assert!(s.api_key_authenticate(b"hash-a").await.is_err());
+}
