@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::parsers::cloud_run_spec::{spec_for, CloudRunJobSpec, Vpc, MAX_TIMEOUT_S};
 
 pub fn check(data: &[u8]) {
-    let Some((template, variables)) = two_json(data) else {
+    let Some((template, variables)) = super::corpus::two_json(data) else {
         return;
     };
     let result = spec_for(&template, &variables);
@@ -212,20 +212,4 @@ fn accepted(s: &CloudRunJobSpec, template: &Value, data: &[u8]) {
         id,
         "two workspaces share a job"
     );
-}
-
-/// The template (first line) and the variables (the rest); blank is null. `None` for input
-/// that is not two JSON texts: the parser never sees such input (the API parses JSON first).
-fn two_json(data: &[u8]) -> Option<(Value, Value)> {
-    let text = std::str::from_utf8(data).ok()?;
-    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    Some((json(first)?, json(rest)?))
-}
-
-fn json(s: &str) -> Option<Value> {
-    if s.trim().is_empty() {
-        Some(Value::Null)
-    } else {
-        serde_json::from_str(s).ok()
-    }
 }

@@ -30,7 +30,7 @@ const KIND: Variables = Variables {
 const OTHERS: [&str; 3] = [RUN_VARIABLES, "privileged", ""];
 
 pub fn check(data: &[u8]) {
-    let Some((template, variables)) = two_json(data) else {
+    let Some((template, variables)) = super::corpus::two_json(data) else {
         return;
     };
     let merged = JobVars::merge(&template, &variables, &KIND);
@@ -195,20 +195,4 @@ fn keys(v: &Value) -> impl Iterator<Item = &str> {
     v.as_object()
         .into_iter()
         .flat_map(|o| o.keys().map(String::as_str))
-}
-
-/// The template (first line) and the variables (the rest); blank is null. `None` for input
-/// that is not two JSON texts: the parser never sees such input (the API parses JSON first).
-fn two_json(data: &[u8]) -> Option<(Value, Value)> {
-    let text = std::str::from_utf8(data).ok()?;
-    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
-    Some((json(first)?, json(rest)?))
-}
-
-fn json(s: &str) -> Option<Value> {
-    if s.trim().is_empty() {
-        Some(Value::Null)
-    } else {
-        serde_json::from_str(s).ok()
-    }
 }

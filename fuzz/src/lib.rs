@@ -19,6 +19,7 @@ pub mod credential;
 pub mod ecs_spec;
 pub mod endpoints;
 pub mod flow_result;
+pub mod ip_allowlist;
 pub mod job_vars;
 pub mod request_fields;
 pub mod sse;

@@ -8,6 +8,8 @@ mod corpus;
 mod endpoints;
 #[path = "../../../../fuzz/src/flow_result.rs"]
 mod flow_result;
+#[path = "../../../../fuzz/src/ip_allowlist.rs"]
+mod ip_allowlist;
 #[path = "../../../../fuzz/src/job_vars.rs"]
 mod job_vars;
 #[path = "../../../../fuzz/src/request_fields.rs"]
@@ -16,6 +18,11 @@ mod request_fields;
 #[test]
 fn job_vars_seed_corpus() {
     corpus::check("job_vars", job_vars::check);
+}
+
+#[test]
+fn ip_allowlist_seed_corpus() {
+    corpus::check("ip_allowlist", ip_allowlist::check);
 }
 
 #[test]

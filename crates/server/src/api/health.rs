@@ -45,7 +45,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 
 /// Prometheus exposition (OpenMetrics text) of this process's counters. On the internal
 /// listener, open; on the public one, see [`public_metrics`].
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus metrics (on the public listener only with FERRY_METRICS_TOKEN as a bearer token)", content_type = "application/openmetrics-text")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses(
+    (status = 200, description = "Prometheus metrics (on the public listener only with FERRY_METRICS_TOKEN as a bearer token)", content_type = "application/openmetrics-text"),
+    (status = 401, description = "Public listener with FERRY_METRICS_TOKEN set: no bearer, or not that token (`unauthorized`)", body = crate::error::ErrorBody),
+    (status = 404, description = "Public listener without FERRY_METRICS_TOKEN: not served here (`not_found`)", body = crate::error::ErrorBody),
+))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],

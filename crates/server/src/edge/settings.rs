@@ -50,10 +50,11 @@ pub struct EdgeSettings {
     /// `FERRY_TRUSTED_PROXIES`: peers whose `X-Forwarded-For` is believed (CIDRs; default
     /// none).
     pub trusted_proxies: Cidrs,
-    /// `FERRY_RATE_LIMIT_RPS` / `_BURST`: per API key (default 2,000/s, burst 4,000).
+    /// `FERRY_RATE_LIMIT_RPS` / `_BURST`: per API key (default 5,000/s, burst 10,000: one key
+    /// driving 1,000 runs/s with a few requests per run stays clear of it).
     pub per_key: Bucket,
     /// `FERRY_WORKSPACE_RATE_LIMIT_RPS` / `_BURST`: per workspace, all its keys together
-    /// (default 5,000/s, burst 10,000).
+    /// (default 10,000/s, burst 20,000).
     pub per_workspace: Bucket,
     /// `FERRY_RUN_TOKEN_RATE_LIMIT_RPS` / `_BURST`: per pushed run, for its container's log
     /// and result posts (default 50/s, burst 200).
@@ -85,12 +86,12 @@ impl Default for EdgeSettings {
             allow_plaintext: false,
             trusted_proxies: Cidrs::default(),
             per_key: Bucket {
-                rps: 2_000,
-                burst: 4_000,
-            },
-            per_workspace: Bucket {
                 rps: 5_000,
                 burst: 10_000,
+            },
+            per_workspace: Bucket {
+                rps: 10_000,
+                burst: 20_000,
             },
             per_run: Bucket {
                 rps: 50,
