@@ -137,3 +137,57 @@ impl TestDb {
         }
     }
 }
+
+/// What someone with write access to the database but without the audit key does after
+/// changing entries: recomputes workspace `ws`'s chain from entry `from` on, and its head, from
+/// the documented canonical form (`audit.rs`) with plain SHA-256 — which is also how every
+/// chain looked before the audit key. For the tests that the keyed chain catches it.
+pub async fn audit_rehash_without_key(
+    store: &Store,
+    ws: ferry_core::WorkspaceId,
+    from: i64,
+) -> Result<(), Error> {
+    use sha2::{Digest, Sha256};
+    const EVENT: &str =
+        "UPDATE audit_events SET prev_hash = $1, hash = $2 WHERE workspace_id = $3 AND seq = $4";
+    const HEAD: &str = "UPDATE audit_heads SET hash = $1 WHERE workspace_id = $2";
+    let s = |v: &str| ferry_core::canonical_json(&serde_json::Value::String(v.to_owned()));
+    let mut prev = vec![0u8; 32];
+    for e in store.audit_list(ws, 0, 1000).await? {
+        if e.seq < from {
+            prev = e.hash;
+            continue;
+        }
+        let canonical = format!(
+            "{{\"action\":{},\"actor\":{},\"at\":{},\"detail\":{},\"seq\":{},\"target\":{},\"workspace_id\":{}}}",
+            s(&e.action),
+            s(&e.actor),
+            s(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
+            ferry_core::canonical_json(&e.detail),
+            e.seq,
+            s(&e.target),
+            s(&ws.to_string()),
+        );
+        let hash = Sha256::new()
+            .chain_update(&prev)
+            .chain_update(canonical.as_bytes())
+            .finalize()
+            .to_vec();
+        crate::store::on_pool!(store, |p| sqlx::query(EVENT)
+            .bind(&prev)
+            .bind(&hash)
+            .bind(ws.0)
+            .bind(e.seq)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))?;
+        prev = hash;
+    }
+    crate::store::on_pool!(store, |p| sqlx::query(HEAD)
+        .bind(&prev)
+        .bind(ws.0)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(())
+}

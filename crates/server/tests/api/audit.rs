@@ -178,65 +178,16 @@ async fn verify_reports_the_first_tampered_entry(app: App) {
         .contains("no workspace named"));
 }
 
-/// A blob literal of the backend.
-fn blob_sql(app: &App, bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    match app.kind {
-        crate::support::Kind::Sqlite => format!("X'{hex}'"),
-        crate::support::Kind::Postgres => format!("decode('{hex}', 'hex')"),
-    }
-}
-
-/// What someone with write access to the database but without the root key does after
-/// changing entries: recomputes workspace `ws`'s chain from entry `from` on (and its head)
-/// from the documented canonical form with plain SHA-256 — which is also how every chain
-/// looked before the audit key.
+/// Workspace `ws`'s chain rewritten from entry `from` on by someone without the key
+/// (`ferry_store::testing::audit_rehash_without_key`), on a connection of its own.
 async fn rehash_without_the_key(app: &App, ws: &str, from: i64) {
-    use sha2::{Digest, Sha256};
     let store = ferry_store::Store::connect(&app.config.database_url())
         .await
         .unwrap();
-    let id: ferry_core::WorkspaceId = ws.parse().unwrap();
-    let events = store.audit_list(id, 0, 1000).await.unwrap();
+    ferry_store::testing::audit_rehash_without_key(&store, ws.parse().unwrap(), from)
+        .await
+        .unwrap();
     store.close().await;
-    let s = |v: &str| ferry_core::canonical_json(&json!(v));
-    let mut prev = vec![0u8; 32];
-    let mut sql = String::new();
-    for e in &events {
-        if e.seq < from {
-            prev = e.hash.clone();
-            continue;
-        }
-        let canonical = format!(
-            "{{\"action\":{},\"actor\":{},\"at\":{},\"detail\":{},\"seq\":{},\"target\":{},\"workspace_id\":{}}}",
-            s(&e.action),
-            s(&e.actor),
-            s(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-            ferry_core::canonical_json(&e.detail),
-            e.seq,
-            s(&e.target),
-            s(ws),
-        );
-        let hash = Sha256::new()
-            .chain_update(&prev)
-            .chain_update(canonical.as_bytes())
-            .finalize()
-            .to_vec();
-        sql.push_str(&format!(
-            "UPDATE audit_events SET prev_hash = {}, hash = {} WHERE workspace_id = {} AND seq = {};\n",
-            blob_sql(app, &prev),
-            blob_sql(app, &hash),
-            app.uuid_sql(ws),
-            e.seq
-        ));
-        prev = hash;
-    }
-    sql.push_str(&format!(
-        "UPDATE audit_heads SET hash = {} WHERE workspace_id = {};",
-        blob_sql(app, &prev),
-        app.uuid_sql(ws)
-    ));
-    app.exec(&sql).await;
 }
 
 /// A tenant with six entries (workspace, key, four secrets).

@@ -248,58 +248,11 @@ async fn verification_detects_reordered_entries(db: Db) {
     assert_eq!(problem(&s.audit_verify(a).await.unwrap()).0, 2);
 }
 
-/// A blob literal of the backend.
-fn blob_sql(db: &Db, bytes: &[u8]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    match db.kind {
-        Kind::Sqlite => format!("X'{hex}'"),
-        Kind::Postgres => format!("decode('{hex}', 'hex')"),
-    }
-}
-
-/// What someone with write access to the database but without the audit key does after
-/// changing entries: recomputes workspace `ws`'s chain from entry `from` on, and its head, as
-/// the documented canonical form hashed with plain SHA-256 (the scheme before the key).
+/// Workspace `ws`'s chain rewritten from entry `from` on by someone without the key.
 async fn rehash_without_the_key(db: &Db, ws: WorkspaceId, from: i64) {
-    use sha2::{Digest, Sha256};
-    let events = db.store.audit_list(ws, 0, 1000).await.unwrap();
-    let s = |v: &str| ferry_core::canonical_json(&json!(v));
-    let mut prev = vec![0u8; 32];
-    let mut sql = String::new();
-    for e in &events {
-        if e.seq < from {
-            prev = e.hash.clone();
-            continue;
-        }
-        let canonical = format!(
-            "{{\"action\":{},\"actor\":{},\"at\":{},\"detail\":{},\"seq\":{},\"target\":{},\"workspace_id\":{}}}",
-            s(&e.action),
-            s(&e.actor),
-            s(&e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)),
-            ferry_core::canonical_json(&e.detail),
-            e.seq,
-            s(&e.target),
-            s(&ws.to_string()),
-        );
-        let mut h = Sha256::new();
-        h.update(&prev);
-        h.update(canonical.as_bytes());
-        let hash = h.finalize().to_vec();
-        sql.push_str(&format!(
-            "UPDATE audit_events SET prev_hash = {}, hash = {} WHERE workspace_id = {} AND seq = {};\n",
-            blob_sql(db, &prev),
-            blob_sql(db, &hash),
-            ws_sql(db, ws),
-            e.seq
-        ));
-        prev = hash;
-    }
-    sql.push_str(&format!(
-        "UPDATE audit_heads SET hash = {} WHERE workspace_id = {};",
-        blob_sql(db, &prev),
-        ws_sql(db, ws)
-    ));
-    db.exec(&sql).await;
+    ferry_store::testing::audit_rehash_without_key(&db.store, ws, from)
+        .await
+        .unwrap();
 }
 
 backend_test!(a_chain_recomputed_without_the_key_is_detected);
