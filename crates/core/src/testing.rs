@@ -288,3 +288,56 @@ impl PushBackend for FakePushBackend {
         Ok(())
     }
 }
+
+/// The push crates' canary tests: what an upstream endpoint answers with a canary in its
+/// bodies, and what a tenant-visible failure built from such an answer must (not) show.
+pub mod canary {
+    use crate::Failure;
+
+    /// Text that must never reach a tenant-visible field.
+    pub const CANARY: &str = "FERRY-CANARY-7f3a";
+
+    /// Answers `(status, content type, body)` carrying the canary: a plain-text 5xx, an HTML
+    /// gateway page, truncated JSON of the cloud's own `content_type` whose `field` holds the
+    /// canary, and a long 200 of nothing but canaries.
+    pub fn upstream_answers(
+        content_type: &'static str,
+        field: &str,
+    ) -> Vec<(u16, &'static str, String)> {
+        vec![
+            (500, "text/plain", format!("{CANARY} stack trace")),
+            (502, "text/html", format!("<h1>{CANARY}</h1>")),
+            (200, content_type, format!("{{\"{field}\": {CANARY}")),
+            (200, "text/plain", CANARY.repeat(100)),
+        ]
+    }
+
+    /// Asserts that `shown`, a failure message built from an answer with the canary, carries
+    /// none of it, is not empty, and is within [`Failure::MAX_MESSAGE_CHARS`].
+    #[track_caller]
+    pub fn assert_hidden(shown: &str, answer: &str) {
+        assert!(!shown.contains(CANARY), "{answer:.40}: {shown}");
+        assert!(
+            shown.chars().count() <= Failure::MAX_MESSAGE_CHARS,
+            "{shown}"
+        );
+        assert!(!shown.is_empty());
+    }
+
+    /// The cloud's own error about the tenant's resource: `prefix` and 2,000 more characters.
+    pub fn long_message(prefix: &str) -> String {
+        format!("{prefix}{}", "x".repeat(2000))
+    }
+
+    /// Asserts that `shown` carries the cloud's `code` and its message's `prefix`, cut at
+    /// exactly [`Failure::MAX_MESSAGE_CHARS`].
+    #[track_caller]
+    pub fn assert_cloud_message_cut(shown: &str, code: &str, prefix: &str) {
+        assert!(shown.contains(code), "{shown}");
+        assert!(
+            shown.contains(prefix.trim_end_matches([':', ' '])),
+            "{shown}"
+        );
+        assert_eq!(shown.chars().count(), Failure::MAX_MESSAGE_CHARS, "{shown}");
+    }
+}

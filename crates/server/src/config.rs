@@ -172,6 +172,22 @@ fn default_scratch_dir() -> Option<PathBuf> {
     shm.is_dir().then(|| shm.join("ferry-scratch"))
 }
 
+/// `FERRY_PUBLIC_URL`, parsed: an `http` or `https` URL with a host and nothing after its path.
+fn parse_public_url(u: &str) -> anyhow::Result<String> {
+    let parsed = url::Url::parse(u.trim()).ok().filter(|p| {
+        matches!(p.scheme(), "http" | "https")
+            && p.host().is_some()
+            && p.query().is_none()
+            && p.fragment().is_none()
+    });
+    match parsed {
+        Some(_) => Ok(u.to_owned()),
+        None => {
+            bail!("FERRY_PUBLIC_URL must be an http:// or https:// URL with a host (got {u:?})")
+        }
+    }
+}
+
 fn parse_addr(what: &str, s: &str) -> anyhow::Result<SocketAddr> {
     s.parse()
         .with_context(|| format!("{what} {s:?} is not an address like 127.0.0.1:8080"))
@@ -251,11 +267,9 @@ impl Config {
                 .map(PathBuf::from)
                 .or_else(default_scratch_dir),
             fake_executors: env("FERRY_TESTING_FAKE_EXECUTORS").is_some_and(|v| v == "1"),
-            public_url: match env("FERRY_PUBLIC_URL") {
-                Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
-                Some(u) => bail!("FERRY_PUBLIC_URL must be an http:// or https:// URL (got {u:?})"),
-                None => None,
-            },
+            public_url: env("FERRY_PUBLIC_URL")
+                .map(|u| parse_public_url(&u))
+                .transpose()?,
             root_key,
             kms_endpoint: env("FERRY_KMS_ENDPOINT").or(file.kms_endpoint),
             metrics_token: env("FERRY_METRICS_TOKEN")
@@ -413,6 +427,30 @@ mod tests {
             c.and_then(|c| c.kms_endpoint).as_deref(),
             Some("http://127.0.0.1:4566")
         );
+    }
+
+    #[test]
+    fn public_urls_are_parsed_not_prefix_matched() {
+        assert_eq!(
+            parse_public_url("https://ferry.example.com")
+                .ok()
+                .as_deref(),
+            Some("https://ferry.example.com")
+        );
+        assert!(parse_public_url("http://127.0.0.1:8080").is_ok());
+        for bad in [
+            "https://",
+            "https://[::1",
+            "https://x?y=1",
+            "ftp://x",
+            "https//x",
+        ] {
+            let e = parse_public_url(bad)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(e.contains("FERRY_PUBLIC_URL"), "{bad}: {e}");
+        }
     }
 
     #[test]
